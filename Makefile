@@ -1,0 +1,51 @@
+# conv3d-parity: `make conformance` (or `make bench`) and `make test` are all a newcomer needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The CPU set. torch 2.13.0 is pinned first: it is the CPU wheel on this machine's disk.
+EXTRAS ?= torch,tensorflow,keras,jax,test
+TORCH_PIN ?= torch==2.13.0
+JOBS ?= 2
+PROFILE ?= ci
+WORKLOADS ?= default
+
+.PHONY: install test conformance bench report mutants lint clean gpu-report
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+conformance: install
+	$(PY) -m conformance --backend all --profile $(PROFILE) -j $(JOBS) --report reports/conformance
+
+bench: install
+	$(PY) -m bench --backend all --workloads $(WORKLOADS) --out reports/bench
+
+report: install
+	$(PY) -m conformance.report reports/conformance
+	$(PY) -m bench.report reports/bench
+
+mutants: install
+	$(PY) -m conformance.mutants --report reports/conformance
+
+lint: install
+	$(PY) -m ruff check .
+
+gpu-report:
+	$(PYTHON) -m conformance --backend torch-cuda --backend torch-cuda-tf32 --backend cupy-im2col \
+		--backend jax --profile $(PROFILE) --report reports/gpu/conformance
+	$(PYTHON) -m bench --backend torch-cuda --backend cupy-im2col --workloads $(WORKLOADS) \
+		--out reports/gpu/bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .conformance *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

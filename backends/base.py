@@ -1,0 +1,130 @@
+"""The one interface every Conv3D backend implements, and the capabilities it declares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reference.spec import DATA_FORMATS, Conv3DSpec, spec_for_arrays
+
+#: Unit roundoff of each compute precision a backend may declare (VERIFICATION.md §2).
+UNIT_ROUNDOFF = {
+    "float64": 2.0**-53, "float32": 2.0**-24, "tf32": 2.0**-11,
+    "float16": 2.0**-11, "bfloat16": 2.0**-8,
+}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend declares it supports; the judge trusts these declarations.
+
+    compute_precision maps each input dtype to the precision its arithmetic really uses (e.g.
+    float32 -> tf32 on a GPU with TF32 on), which sets the error bound. flushes_subnormals says
+    whether subnormal inputs or results may become zero (XLA and oneDNN CPU code do this).
+    """
+
+    dtypes: tuple[str, ...] = ("float32", "float64")
+    data_formats: tuple[str, ...] = DATA_FORMATS
+    groups: bool = True
+    dilation: bool = True
+    devices: tuple[str, ...] = ("cpu",)
+    compute_precision: dict[str, str] = field(default_factory=dict)
+    flushes_subnormals: bool = False
+    unsupported_activations: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def precision(self, dtype: str) -> str:
+        return self.compute_precision.get(dtype, dtype)
+
+    def unsupported(self, spec: Conv3DSpec, dtype: str) -> str | None:
+        """Why this backend declines (spec, dtype), or None when it claims support."""
+        if dtype not in self.dtypes:
+            return f"dtype {dtype} not supported (supports {', '.join(self.dtypes)})"
+        if spec.data_format not in self.data_formats:
+            return f"data_format {spec.data_format} not supported"
+        if spec.groups > 1 and not self.groups:
+            return "grouped convolution not supported"
+        if max(spec.dilation_rate) > 1 and not self.dilation:
+            return "dilation not supported"
+        if spec.activation in self.unsupported_activations:
+            return f"activation {spec.activation} not supported"
+        return None
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return "available" if self.ok else f"unavailable: {self.reason}"
+
+
+@dataclass
+class Prepared:
+    """A call with its operands already laid out (and on the device): run it, then fetch.
+
+    run() executes once and returns the backend's native output; synchronize() blocks until
+    device work is finished (a no-op on CPU); to_numpy(out) gives the NumPy result.
+    """
+
+    run: Callable[[], object]
+    to_numpy: Callable[[object], np.ndarray] = np.asarray
+    synchronize: Callable[[], None] = lambda: None
+
+
+class Backend:
+    """Base class: subclasses set `name` and `capabilities` and implement `_prepare`.
+
+    `prepare` validates the call against SPEC.md (ValueError for invalid configurations) before
+    handing the normalised spec to `_prepare`; a backend that validates on its own (the Keras
+    layer does) overrides `prepare` instead.
+    """
+
+    name: str = "unnamed"
+    capabilities: Capabilities = Capabilities()
+
+    def availability(self) -> Availability:
+        return Availability(True)
+
+    def set_threads(self, threads: int) -> None:
+        """Use `threads` CPU threads for BLAS (framework backends also set their own pools)."""
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads)
+
+    def prepare(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
+                **conv_args) -> Prepared:
+        spec = spec_for_arrays(np.shape(x), np.shape(kernel), bias is not None, **conv_args)
+        return self._prepare(spec, x, kernel, bias)
+
+    def _prepare(self, spec: Conv3DSpec, x: np.ndarray, kernel: np.ndarray,
+                 bias: np.ndarray | None) -> Prepared:
+        raise NotImplementedError
+
+    def conv3d(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None, *,
+               strides=1, padding="valid", data_format="channels_last", dilation_rate=1,
+               groups=1, activation=None) -> np.ndarray:
+        """Same signature and semantics as `reference.conv3d`; returns an array of x's dtype."""
+        prepared = self.prepare(x, kernel, bias, strides=strides, padding=padding,
+                                data_format=data_format, dilation_rate=dilation_rate,
+                                groups=groups, activation=activation)
+        return prepared.to_numpy(prepared.run())
+
+    def __repr__(self) -> str:
+        return f"<backend {self.name}: {self.availability()}>"
+
+
+class FunctionBackend(Backend):
+    """A plain function with the reference's signature, seen as a backend with default capabilities."""
+
+    def __init__(self, fn: Callable, name: str | None = None,
+                 capabilities: Capabilities | None = None) -> None:
+        self.fn = fn
+        self.name = name or f"{fn.__module__}:{fn.__qualname__}"
+        self.capabilities = capabilities or Capabilities()
+
+    def prepare(self, x, kernel, bias=None, **conv_args) -> Prepared:
+        return Prepared(run=lambda: self.fn(x, kernel, bias, **conv_args))
