@@ -125,6 +125,7 @@ def apply_activation(z: np.ndarray, activation: str | Callable | None) -> np.nda
     """act(z) with Keras semantics: None means linear, a name is looked up, a callable is used."""
     if activation is None:
         return z
-    if callable(activation):
-        return np.asarray(activation(z), dtype=z.dtype)
-    return ACTIVATIONS[activation].fn(z)
+    with np.errstate(all="ignore"):  # inf and NaN inputs are legitimate here
+        if callable(activation):
+            return np.asarray(activation(z), dtype=z.dtype)
+        return ACTIVATIONS[activation].fn(z)

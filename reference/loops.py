@@ -36,7 +36,8 @@ def accumulate(xpad: np.ndarray, wt: np.ndarray, bias: np.ndarray, strides: tupl
     xpad: zero-padded input (N, Dp, Hp, Wp, C), channels last; wt: kernel as (F, kd, kh, kw, Cg);
     all float64. Writes the compensated sum to `out` and S = |bias| + sum|x*w| to `abs_sum`.
     Non-finite products are summed apart and added last, so NaN and inf propagate as in IEEE
-    arithmetic whatever the order.
+    arithmetic whatever the order. A partial sum beyond float64's range (only float64 inputs
+    near 2^1023 reach it) is recorded as that overflow.
     """
     n_batch, d_out, h_out, w_out, filters = out.shape
     _, kd, kh, kw, cg = wt.shape
@@ -78,6 +79,9 @@ def accumulate(xpad: np.ndarray, wt: np.ndarray, bias: np.ndarray, strides: tupl
                                         special += p
                                         continue
                                     s = total + p  # Knuth's branch-free TwoSum
+                                    if not math.isfinite(s):  # beyond float64: overflow
+                                        special += s
+                                        continue
                                     z = s - total
                                     compensation += ((total - (s - z)) + (p - z)) + p_err
                                     total = s
@@ -87,6 +91,9 @@ def accumulate(xpad: np.ndarray, wt: np.ndarray, bias: np.ndarray, strides: tupl
                         special += bf
                     else:
                         s = total + bf
+                        if not math.isfinite(s):
+                            special += s
+                            s = total
                         z = s - total
                         compensation += (total - (s - z)) + (bf - z)
                         total = s

@@ -1,0 +1,100 @@
+"""Input data for a case, fully determined by (spec, dtype, regime, seed) and the compute precision.
+
+Regimes (VERIFICATION.md §2 and §4): `exact` small integers whose every partial sum is exact in
+the compute precision (tolerance zero); `normal`, `uniform`, `wide` dense reals; `large` values
+whose sums may overflow; `subnormal` tiny inputs; `special` NaN, +-inf and -0.0 placed in x.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from reference.spec import Conv3DSpec
+
+REGIMES = ("exact", "normal", "uniform", "wide", "large", "subnormal", "special")
+REALISTIC = ("normal", "uniform", "wide")
+EXTREME = ("large", "subnormal", "special")
+
+#: (input significand bits, accumulator significand bits) of each compute precision.
+PRECISION_BITS = {
+    "float64": (53, 53), "float32": (24, 24), "tf32": (11, 24),
+    "float16": (11, 11), "bfloat16": (8, 8),
+}
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """NumPy dtype by name, bfloat16 from ml_dtypes (a JAX dependency) when installed."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def _exact_integers(rng: np.random.Generator, spec: Conv3DSpec, precision: str):
+    """Integers with K*max|x|*max|w| + max|b| < 2^p, so every partial sum is exact."""
+    limit = 2 ** PRECISION_BITS[precision][1] - 1  # inputs up to 4 fit every format's significand
+    k = spec.taps
+    for xm, wm, bm in ((4, 2, 8), (2, 2, 4), (2, 1, 2), (1, 1, 0)):
+        if k * xm * wm + bm <= limit:
+            break
+    x = rng.integers(-xm, xm + 1, spec.input_shape).astype(np.float64)
+    w = rng.integers(-wm, wm + 1, spec.kernel_shape).astype(np.float64)
+    if k > limit:  # even ones would overflow: keep at most `limit` nonzero taps per filter
+        flat = w.reshape(k, spec.filters)
+        for f in range(spec.filters):
+            flat[rng.permutation(k)[limit:], f] = 0
+    b = rng.integers(-bm, bm + 1, spec.filters).astype(np.float64)
+    return x, w, b
+
+
+def _reals(rng: np.random.Generator, spec: Conv3DSpec, regime: str, dtype: np.dtype):
+    xs, ws = spec.input_shape, spec.kernel_shape
+    scale = 1 / math.sqrt(spec.taps)
+    if regime in ("normal", "special"):
+        return rng.standard_normal(xs), rng.standard_normal(ws) * scale, rng.standard_normal(spec.filters)
+    if regime == "uniform":
+        return rng.uniform(-1, 1, xs), rng.uniform(-1, 1, ws), rng.uniform(-1, 1, spec.filters)
+    info = np.finfo(dtype)
+    if regime == "wide":  # magnitudes over a wide exponent range, random signs: cancellation
+        span = min(20, info.maxexp // 4)
+
+        def wide(shape):
+            return rng.choice([-1.0, 1.0], shape) * 2.0 ** rng.uniform(-span, span, shape)
+
+        return wide(xs), wide(ws), wide(spec.filters)
+    if regime == "large":  # products near the top of the range: some sums overflow
+        # float64: beyond float32's range instead (the exact reference needs float64 headroom)
+        top = 2.0 ** (min(info.maxexp, 128) / 2 - 1 + (info.maxexp > 128) * 32)
+        return rng.standard_normal(xs) * top, rng.standard_normal(ws) * top, rng.standard_normal(spec.filters)
+    if regime == "subnormal":  # inputs around the smallest normal, products deep in subnormals
+        tiny = float(info.smallest_normal)
+        return rng.standard_normal(xs) * tiny, rng.standard_normal(ws), rng.standard_normal(spec.filters) * tiny
+    raise ValueError(f"unknown data regime {regime!r}; choose from {', '.join(REGIMES)}")
+
+
+def _place_specials(rng: np.random.Generator, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> None:
+    """A few NaN, +inf, -inf in x; -0.0 in x, w and bias."""
+    flat = x.reshape(-1)
+    count = max(1, flat.size // 64)
+    for value in (np.nan, np.inf, -np.inf):
+        flat[rng.choice(flat.size, size=min(count, flat.size), replace=False)] = value
+    for array in (flat, w.reshape(-1), b):
+        array[rng.choice(array.size, size=max(1, array.size // 8), replace=False)] = -0.0
+
+
+def make_arrays(spec: Conv3DSpec, dtype: str, regime: str, seed: int,
+                precision: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(x, kernel, bias) in `dtype`; `precision` (default dtype) sizes the exact regime."""
+    np_dtype = numpy_dtype(dtype)
+    rng = np.random.default_rng([seed, REGIMES.index(regime)] if regime in REGIMES else seed)
+    if regime == "exact":
+        x, w, b = _exact_integers(rng, spec, precision or dtype)
+    else:
+        x, w, b = _reals(rng, spec, regime, np_dtype)
+        if regime == "special":
+            _place_specials(rng, x, w, b)
+    arrays = [a.astype(np_dtype) for a in (x, w, b)]
+    return arrays[0], arrays[1], arrays[2] if spec.use_bias else None

@@ -1,0 +1,89 @@
+"""Fixed cases: SPEC.md's worked shapes, the seed example, and reduced real network layers."""
+
+from __future__ import annotations
+
+import csv
+import math
+from importlib import resources
+
+from conformance.cases import Case
+from reference.spec import Conv3DSpec, axis_output
+
+# (input shape channels-last, layer arguments) from SPEC.md's table of worked shapes
+WORKED = [
+    ((1, 5, 5, 5, 3), dict(filters=4, kernel_size=3)),
+    ((1, 8, 8, 8, 3), dict(filters=4, kernel_size=3, strides=2)),
+    ((1, 8, 8, 8, 3), dict(filters=4, kernel_size=3, strides=2, padding="same")),
+    ((1, 8, 8, 8, 3), dict(filters=4, kernel_size=3, strides=(2, 1, 2), padding="same")),
+    ((1, 8, 8, 8, 3), dict(filters=4, kernel_size=3, dilation_rate=(1, 2, 2))),
+    ((1, 2, 2, 2, 3), dict(filters=4, kernel_size=7, strides=3, padding="same")),
+    ((3, 5, 5, 5, 4), dict(filters=6, kernel_size=(2, 2, 3), strides=(2, 1, 2), groups=2)),
+    ((2, 8, 8, 8, 4), dict(filters=6, kernel_size=2, padding="same", dilation_rate=(2, 3, 4), groups=2)),
+]
+SEED_EXAMPLE = ((4, 10, 10, 10, 128), dict(filters=32, kernel_size=3, activation="relu"))
+WORKLOADS_CSV = "conv3d_shapes.csv"
+REDUCED_MAX_MACS = 60_000_000  # per reduced layer: ~50 ms of reference time
+REDUCED_MAX_ELEMENTS = 4_000_000  # input and kernel elements (whole-volume kernels are huge)
+
+
+def _spec(shape, args, data_format="channels_last") -> Conv3DSpec:
+    if data_format == "channels_first":
+        shape = (shape[0], shape[-1], *shape[1:-1])
+    return Conv3DSpec(input_shape=shape, data_format=data_format, **args)
+
+
+def worked_cases() -> list[Case]:
+    """Every worked shape in both layouts, exact data, plus the seed example (exact and normal)."""
+    out = [Case(_spec(shape, args, fmt), data="exact", check="worked")
+           for shape, args in WORKED for fmt in ("channels_last", "channels_first")]
+    seed = _spec(*SEED_EXAMPLE)
+    return out + [Case(seed, data="exact", check="worked"), Case(seed, data="normal", check="worked")]
+
+
+def _reduced_size(n: int, k: int, s: int, d: int, padding: str) -> int:
+    """A small input size along one axis that keeps the layer's padding pattern (output 2-3)."""
+    ek = d * (k - 1) + 1
+    small = ek + 2 * s if padding == "valid" else max(2 * s + 1, ek)
+    small = min(n, small)
+    return small if axis_output(small, k, s, d, padding)[0] > 0 else n
+
+
+def workload_rows() -> list[dict]:
+    with resources.files("bench.data").joinpath(WORKLOADS_CSV).open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def workload_spec(row: dict, batch: int | None = None, reduce: bool = False) -> Conv3DSpec | None:
+    """The Keras spec of a CSV layer, or None when Keras padding cannot express it."""
+    if row["keras_padding"] not in ("valid", "same"):
+        return None
+    i = {k: int(row[k]) for k in ("mb", "g", "ic", "oc", "id", "ih", "iw", "kd", "kh", "kw",
+                                  "sd", "sh", "sw", "dd", "dh", "dw")}
+    kernel, strides = (i["kd"], i["kh"], i["kw"]), (i["sd"], i["sh"], i["sw"])
+    dilation = (i["dd"] + 1, i["dh"] + 1, i["dw"] + 1)  # benchdnn counts dilation from 0
+    spatial = (i["id"], i["ih"], i["iw"])
+    if reduce:
+        spatial = tuple(_reduced_size(n, k, s, d, row["keras_padding"])
+                        for n, k, s, d in zip(spatial, kernel, strides, dilation))
+    return Conv3DSpec(filters=i["oc"], kernel_size=kernel, strides=strides,
+                      padding=row["keras_padding"], dilation_rate=dilation, groups=i["g"],
+                      input_shape=(batch or i["mb"], *spatial, i["ic"]))
+
+
+def workload_cases(limit: int | None = None) -> list[Case]:
+    """Each Keras-expressible CSV layer at batch 1 and small spatial size, deduplicated; layers
+    still too big for the reference after reduction are left to the oracle-free properties."""
+    seen: dict[str, Case] = {}
+    for row in workload_rows():
+        spec = workload_spec(row, batch=1, reduce=True)
+        if spec is None or spec.flops // 2 > REDUCED_MAX_MACS:
+            continue
+        if max(math.prod(spec.input_shape), math.prod(spec.kernel_shape)) > REDUCED_MAX_ELEMENTS:
+            continue
+        if spec.descriptor not in seen:
+            seen[spec.descriptor] = Case(spec, data="exact", check="workload")
+    cases = sorted(seen.values(), key=lambda c: c.spec.flops)
+    if limit is not None and len(cases) > limit:  # spread the sample over the size range
+        step = len(cases) / limit
+        cases = [cases[int(i * step)] for i in range(limit)]
+    return cases

@@ -1,0 +1,27 @@
+"""How much each conformance profile checks (VERIFICATION.md §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    """examples: generated cases per hypothesis check; workloads: reduced CSV layers (None: all);
+    property_problem: (batch, spatial, channels, filters) of the oracle-free properties."""
+
+    name: str
+    examples: dict
+    workloads: int | None
+    property_problem: tuple
+
+
+PROFILES = {
+    "quick": Profile("quick", dict(exact=60, realistic=60, extreme=25, invalid=30), 12,
+                     (2, (6, 7, 8), 16, 16)),
+    "ci": Profile("ci", dict(exact=400, realistic=400, extreme=150, invalid=120), None,
+                  (2, (10, 11, 12), 64, 64)),
+    "thorough": Profile("thorough", dict(exact=6000, realistic=6000, extreme=2000, invalid=1000),
+                        None, (4, (16, 17, 18), 128, 128)),
+}
+DEFAULT_PROFILE = "ci"

@@ -1,0 +1,175 @@
+"""Oracle-free properties (VERIFICATION.md §5) for shapes too large for the reference.
+
+Data are integers in {-1, 0, 1}, so every partial sum is an exactly representable integer in any
+format with at least log2(2K) significand bits: each property must then hold bit for bit, in
+whatever order a backend sums. A shape whose K is too large for the dtype is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from conformance.data import PRECISION_BITS, numpy_dtype
+from conformance.execute import REFUSALS
+from conformance.judge import CRASHED, FAIL, PASS, REJECTED_VALID, UNSUPPORTED
+from conformance.runner import Worker
+
+
+class _Refused(Exception):
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The base problem the properties perturb: channels-last input shape and filters."""
+
+    batch: int
+    spatial: tuple[int, int, int]
+    channels: int
+    filters: int
+    kernel: tuple[int, int, int] = (3, 3, 3)
+
+    @property
+    def label(self) -> str:
+        d, h, w = self.spatial
+        return (f"mb{self.batch}_ic{self.channels}id{d}ih{h}iw{w}_oc{self.filters}"
+                f"_k{'x'.join(map(str, self.kernel))}")
+
+
+class Caller:
+    def __init__(self, worker: Worker, dtype: str) -> None:
+        self.worker, self.dtype = worker, numpy_dtype(dtype)
+
+    def __call__(self, x, w, b=None, **args) -> np.ndarray:
+        cast = [None if a is None else np.ascontiguousarray(a, dtype=self.dtype) for a in (x, w, b)]
+        outcome = self.worker.call(*cast, args, repeats=1)
+        if outcome.kind == "crashed":
+            raise _Refused(CRASHED, outcome.message)
+        if outcome.kind == "raised":
+            status = REJECTED_VALID if outcome.error_type in REFUSALS else CRASHED
+            raise _Refused(status, f"{outcome.error_type}: {outcome.message}")
+        return outcome.outputs[0].astype(np.float64)
+
+
+def _ints(rng, shape) -> np.ndarray:
+    return rng.integers(-1, 2, shape).astype(np.float64)
+
+
+def linearity_in_x(f, p, rng):
+    x1, x2 = _ints(rng, (p.batch, *p.spatial, p.channels)), _ints(rng, (p.batch, *p.spatial, p.channels))
+    w = _ints(rng, (*p.kernel, p.channels, p.filters))
+    return f(x1 + x2, w), f(x1, w) + f(x2, w)
+
+
+def linearity_in_w(f, p, rng):
+    x = _ints(rng, (p.batch, *p.spatial, p.channels))
+    w1, w2 = _ints(rng, (*p.kernel, p.channels, p.filters)), _ints(rng, (*p.kernel, p.channels, p.filters))
+    return f(x, w1 + w2), f(x, w1) + f(x, w2)
+
+
+def bias_shift(f, p, rng):
+    x, w = _ints(rng, (p.batch, *p.spatial, p.channels)), _ints(rng, (*p.kernel, p.channels, p.filters))
+    b = rng.integers(-8, 9, p.filters).astype(np.float64)
+    return f(x, w, b, padding="same"), f(x, w, padding="same") + b
+
+
+def translation_equivariance(f, p, rng):
+    x, w = _ints(rng, (p.batch, *p.spatial, p.channels)), _ints(rng, (*p.kernel, p.channels, p.filters))
+    return f(x[:, 1:, 2:, 3:], w), f(x, w)[:, 1:, 2:, 3:]
+
+
+def channels_first_is_transposed(f, p, rng):
+    x, w = _ints(rng, (p.batch, *p.spatial, p.channels)), _ints(rng, (*p.kernel, p.channels, p.filters))
+    first = f(np.moveaxis(x, -1, 1), w, padding="same", strides=(2, 1, 2),
+              data_format="channels_first")
+    return first, np.moveaxis(f(x, w, padding="same", strides=(2, 1, 2)), -1, 1)
+
+
+def groups_are_concatenated_convs(f, p, rng):
+    groups = 4
+    x = _ints(rng, (p.batch, *p.spatial, p.channels))
+    cg, fg = p.channels // groups, p.filters // groups
+    w = _ints(rng, (*p.kernel, cg, p.filters))
+    parts = [f(x[..., g * cg:(g + 1) * cg], w[..., g * fg:(g + 1) * fg]) for g in range(groups)]
+    return f(x, w, groups=groups), np.concatenate(parts, axis=-1)
+
+
+def strided_is_subsampled(f, p, rng):
+    x, w = _ints(rng, (p.batch, *p.spatial, p.channels)), _ints(rng, (*p.kernel, p.channels, p.filters))
+    return f(x, w, strides=(2, 3, 1)), f(x, w)[:, ::2, ::3, ::1]
+
+
+def dilation_is_a_sparse_kernel(f, p, rng):
+    x, w = _ints(rng, (p.batch, *p.spatial, p.channels)), _ints(rng, (*p.kernel, p.channels, p.filters))
+    kd, kh, kw = p.kernel
+    sparse = np.zeros((kd, 2 * kh - 1, 3 * kw - 2, p.channels, p.filters))
+    sparse[:, ::2, ::3] = w
+    return f(x, w, dilation_rate=(1, 2, 3)), f(x, sparse)
+
+
+def same_is_valid_on_padded_input(f, p, rng):
+    x, w = _ints(rng, (p.batch, *p.spatial, p.channels)), _ints(rng, (2, 4, 3, p.channels, p.filters))
+    # "same" with stride 2 and even kernels: total padding per axis, odd cell after
+    pads = []
+    for n, k in zip(p.spatial, (2, 4, 3)):
+        total = max((-(-n // 2) - 1) * 2 + k - n, 0)
+        pads.append((total // 2, total - total // 2))
+    padded = np.pad(x, ((0, 0), *pads, (0, 0)))
+    return f(x, w, strides=2, padding="same"), f(padded, w, strides=2)
+
+
+def batch_split(f, p, rng):
+    x, w = _ints(rng, (max(p.batch, 2), *p.spatial, p.channels)), _ints(rng, (*p.kernel, p.channels, p.filters))
+    return f(x, w)[1:2], f(x[1:2], w)
+
+
+def zero_kernel_gives_activation_of_bias(f, p, rng):
+    x = _ints(rng, (p.batch, *p.spatial, p.channels))
+    b = rng.integers(-8, 9, p.filters).astype(np.float64)
+    got = f(x, np.zeros((*p.kernel, p.channels, p.filters)), b, activation="relu", padding="same")
+    return got, np.broadcast_to(np.maximum(b, 0), got.shape)
+
+
+def pointwise_is_a_matmul(f, p, rng):
+    x, w = _ints(rng, (p.batch, *p.spatial, p.channels)), _ints(rng, (1, 1, 1, p.channels, p.filters))
+    return f(x, w), (x.astype(np.int64) @ w[0, 0, 0].astype(np.int64)).astype(np.float64)
+
+
+PROPERTIES: dict[str, Callable] = {fn.__name__: fn for fn in (
+    linearity_in_x, linearity_in_w, bias_shift, translation_equivariance,
+    channels_first_is_transposed, groups_are_concatenated_convs, strided_is_subsampled,
+    dilation_is_a_sparse_kernel, same_is_valid_on_padded_input, batch_split,
+    zero_kernel_gives_activation_of_bias, pointwise_is_a_matmul)}
+
+
+def check_property(worker: Worker, name: str, problem: Problem, dtype: str, seed: int) -> dict:
+    """One property on one problem: a report row (PASS / FAIL / UNSUPPORTED / CRASHED ...)."""
+    row = dict(backend=worker.name, check="property", case=f"property:{name}:{problem.label}",
+               descriptor=problem.label, dtype=dtype, data="integer", seed=seed,
+               repro=f"python -m conformance --backend {worker.name} --property {name} "
+                     f"--dtype {dtype} --seed {seed}")
+    caps = worker.capabilities
+    k = max(27, 4 * 4 * 3) * problem.channels * 2  # largest |partial sum| any property makes
+    if dtype not in caps.dtypes or k >= 2 ** PRECISION_BITS[caps.precision(dtype)][1]:
+        return row | dict(status=UNSUPPORTED, message=f"{dtype} cannot hold sums up to {k} exactly")
+    if name in ("groups_are_concatenated_convs",) and not caps.groups:
+        return row | dict(status=UNSUPPORTED, message="grouped convolution not supported")
+    if name == "dilation_is_a_sparse_kernel" and not caps.dilation:
+        return row | dict(status=UNSUPPORTED, message="dilation not supported")
+    try:
+        got, expected = PROPERTIES[name](Caller(worker, dtype), problem, np.random.default_rng(seed))
+    except _Refused as refused:
+        return row | dict(status=refused.status, message=str(refused))
+    if got.shape != expected.shape:
+        return row | dict(status=FAIL, message=f"shapes differ: {got.shape} vs {expected.shape}")
+    diff = np.argwhere(~((got == expected) | (np.isnan(got) & np.isnan(expected))))
+    if len(diff):
+        idx = tuple(diff[0])
+        return row | dict(status=FAIL, message=f"{len(diff)} of {got.size} elements differ; first "
+                          f"at {idx}: {got[idx]} vs {expected[idx]}")
+    return row | dict(status=PASS, message="")

@@ -1,0 +1,132 @@
+"""Runs a backend in its own long-lived process, so a crash, hang or abort costs one case only."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_TIMEOUT_S = 120.0
+
+
+@dataclass
+class Outcome:
+    """What one call did. kind: ok | raised | crashed (died or timed out)."""
+
+    kind: str
+    outputs: list[np.ndarray] = field(default_factory=list)
+    error_type: str = ""
+    message: str = ""
+    seconds: float = 0.0
+
+
+def _serve(conn, backend_name: str, threads: int | None) -> None:
+    """Worker loop: load the backend once, then answer calls until told to stop."""
+    from backends.registry import get_backend
+
+    warnings.simplefilter("ignore")  # overflow and NaN warnings are expected in extreme cases
+    try:
+        backend = get_backend(backend_name)
+        if threads:
+            backend.set_threads(threads)
+        availability = backend.availability()
+        conn.send(("hello", availability, backend.capabilities if availability.ok else None,
+                   backend.name))
+    except BaseException as exc:  # noqa: BLE001 - report any load failure to the driver
+        conn.send(("load-failed", f"{type(exc).__name__}: {exc}"))
+        return
+    while True:
+        request = conn.recv()
+        if request is None:
+            return
+        x, kernel, bias, args, repeats = request
+        start = time.perf_counter()
+        try:
+            prepared = backend.prepare(x, kernel, bias, **args)
+            outputs = [np.asarray(prepared.to_numpy(prepared.run())) for _ in range(repeats)]
+            conn.send(("ok", outputs, time.perf_counter() - start))
+        except BaseException as exc:  # noqa: BLE001 - the driver classifies it
+            conn.send(("raised", type(exc).__name__, f"{exc}\n{traceback.format_exc(limit=-3)}",
+                       time.perf_counter() - start))
+
+
+class LoadError(RuntimeError):
+    """The backend could not even be constructed in its worker."""
+
+
+class Worker:
+    """A backend living in a spawned process; restarted after it crashes or hangs."""
+
+    def __init__(self, backend_name: str, threads: int | None = None,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.backend_name, self.threads, self.timeout_s = backend_name, threads, timeout_s
+        self._process = None
+        self._start()
+
+    def _start(self) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(target=_serve, args=(child, self.backend_name, self.threads),
+                                    daemon=True, name=f"conv3d-{self.backend_name}")
+        self._process.start()
+        child.close()
+        if not self._conn.poll(max(self.timeout_s, 300)):
+            self.close()
+            raise LoadError(f"backend {self.backend_name!r} did not start in time")
+        try:
+            message = self._conn.recv()
+        except EOFError as exc:
+            raise LoadError(f"backend {self.backend_name!r} died while loading") from exc
+        if message[0] == "load-failed":
+            self.close()
+            raise LoadError(message[1])
+        _, self.availability, self.capabilities, self.name = message
+
+    def call(self, x, kernel, bias, args: dict, repeats: int = 2) -> Outcome:
+        """Run prepare + `repeats` runs on the worker; never raises for backend misbehaviour."""
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        start = time.perf_counter()
+        try:
+            self._conn.send((x, kernel, bias, args, repeats))
+            if not self._conn.poll(self.timeout_s):
+                self._kill()
+                return Outcome("crashed", message=f"timed out after {self.timeout_s:g} s",
+                               seconds=time.perf_counter() - start)
+            reply = self._conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            code = self._kill()
+            return Outcome("crashed", message=f"backend process died (exit code {code})",
+                           seconds=time.perf_counter() - start)
+        if reply[0] == "ok":
+            return Outcome("ok", outputs=reply[1], seconds=reply[2])
+        return Outcome("raised", error_type=reply[1], message=reply[2], seconds=reply[3])
+
+    def _kill(self) -> int | None:
+        process, self._process = self._process, None
+        if process is not None:
+            if process.is_alive():
+                process.kill()
+            process.join(5)
+            return process.exitcode
+        return None
+
+    def close(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            try:
+                self._conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            self._process.join(5)
+        self._kill()
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
