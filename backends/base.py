@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reference.conv import check_floating
 from reference.spec import DATA_FORMATS, Conv3DSpec, spec_for_arrays
 
 #: Unit roundoff of each compute precision a backend may declare (VERIFICATION.md §2).
@@ -98,6 +99,8 @@ class Backend:
     def prepare(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
                 **conv_args) -> Prepared:
         spec = spec_for_arrays(np.shape(x), np.shape(kernel), bias is not None, **conv_args)
+        x, kernel = check_floating("x", x), check_floating("kernel", kernel)
+        bias = None if bias is None else check_floating("bias", bias)
         return self._prepare(spec, x, kernel, bias)
 
     def _prepare(self, spec: Conv3DSpec, x: np.ndarray, kernel: np.ndarray,

@@ -11,7 +11,7 @@ from reference.spec import Conv3DSpec
 DEFAULT_WORKSPACE_BYTES = 256 * 2**20
 
 
-def _gather_columns(xpad: np.ndarray, spec: Conv3DSpec, od0: int, od1: int) -> np.ndarray:
+def gather_columns(xpad: np.ndarray, spec: Conv3DSpec, od0: int, od1: int) -> np.ndarray:
     """Columns for output depth rows [od0, od1): shape (G, N*(od1-od0)*Ho*Wo, kd*kh*kw*Cg)."""
     (kd, kh, kw), (sd, sh, sw), (dd, dh, dw) = spec.kernel_size, spec.strides, spec.dilation_rate
     _, ho, wo = spec.output_spatial
@@ -42,7 +42,7 @@ def conv3d_channels_last(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | N
     rows = max(1, min(do, workspace_bytes // max(bytes_per_depth_row, 1)))
     for od0 in range(0, do, rows):
         od1 = min(do, od0 + rows)
-        product = np.matmul(_gather_columns(xpad, spec, od0, od1), weights)  # (G, M, Fg)
+        product = np.matmul(gather_columns(xpad, spec, od0, od1), weights)  # (G, M, Fg)
         out[:, od0:od1] = np.moveaxis(product, 0, 1).reshape(n, od1 - od0, ho, wo, spec.filters)
     if bias is not None:
         out += bias

@@ -123,7 +123,8 @@ def output_bound(ev: Evaluation, pre_bound: np.ndarray, dtype: str) -> np.ndarra
     out = np.finfo(numpy_dtype(dtype))
     u_out, eta_out = UNIT_ROUNDOFF[dtype], float(out.smallest_subnormal)
     if ACTIVATIONS[name].axis:
-        return _axis_activation_bound(name, ev.pre_activation, pre_bound, u_out, eta_out)
+        bound = _axis_activation_bound(name, ev.pre_activation, pre_bound, u_out, eta_out)
+        return np.broadcast_to(bound, ev.output.shape)
     return _elementwise_activation_bound(name, ev.pre_activation, pre_bound, u_out, eta_out)
 
 

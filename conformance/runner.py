@@ -34,8 +34,7 @@ def _serve(conn, backend_name: str, threads: int | None) -> None:
         if threads:
             backend.set_threads(threads)
         availability = backend.availability()
-        conn.send(("hello", availability, backend.capabilities if availability.ok else None,
-                   backend.name))
+        conn.send(("hello", availability, backend.capabilities if availability.ok else None))
     except BaseException as exc:  # noqa: BLE001 - report any load failure to the driver
         conn.send(("load-failed", f"{type(exc).__name__}: {exc}"))
         return
@@ -64,6 +63,7 @@ class Worker:
     def __init__(self, backend_name: str, threads: int | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.backend_name, self.threads, self.timeout_s = backend_name, threads, timeout_s
+        self.name = backend_name  # the name it was loaded by: what a repro line needs
         self._process = None
         self._start()
 
@@ -84,7 +84,7 @@ class Worker:
         if message[0] == "load-failed":
             self.close()
             raise LoadError(message[1])
-        _, self.availability, self.capabilities, self.name = message
+        _, self.availability, self.capabilities = message
 
     def call(self, x, kernel, bias, args: dict, repeats: int = 2) -> Outcome:
         """Run prepare + `repeats` runs on the worker; never raises for backend misbehaviour."""

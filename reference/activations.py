@@ -61,7 +61,7 @@ def _sparsemax(x: np.ndarray) -> np.ndarray:
     k = np.arange(1, x.shape[-1] + 1, dtype=x.dtype)
     cumsum = np.cumsum(z, axis=-1)
     support = 1 + k * z > cumsum
-    k_z = np.sum(support, axis=-1, keepdims=True)
+    k_z = np.maximum(np.sum(support, axis=-1, keepdims=True), 1)  # the largest is always in
     tau = (np.take_along_axis(cumsum, k_z - 1, axis=-1) - 1) / k_z.astype(x.dtype)
     return np.maximum(x - tau, 0)
 

@@ -30,8 +30,8 @@ class Evaluation:
     output: np.ndarray
 
 
-def as_float64(name: str, array: object) -> np.ndarray:
-    """`array` converted exactly to float64, or a ValueError saying what is wrong with it."""
+def check_floating(name: str, array: object) -> np.ndarray:
+    """`array` as an ndarray, or a ValueError when it is not a non-empty float16/32/64 or bfloat16 array."""
     array = np.asarray(array)
     if array.dtype.name not in EXACT_IN_FLOAT64:
         raise ValueError(
@@ -40,7 +40,12 @@ def as_float64(name: str, array: object) -> np.ndarray:
         )
     if array.size == 0:
         raise ValueError(f"{name} is empty (shape {array.shape}); Conv3D needs data")
-    return array.astype(np.float64)
+    return array
+
+
+def as_float64(name: str, array: object) -> np.ndarray:
+    """`array` converted exactly to float64 (after `check_floating`)."""
+    return check_floating(name, array).astype(np.float64)
 
 
 def _channels_last(array: np.ndarray, spec: Conv3DSpec) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Deliberately broken backends that prove the conformance suite catches real bug classes."""

@@ -1,0 +1,84 @@
+"""Hunting mutants (python -m conformance.mutants): run the default profile against every mutant; print the kill table.
+
+Each mutant's checks run in a fixed order until one yields an expected status. cases_to_catch
+counts the cases of the catching check up to the first caught one (before shrinking);
+cases_run counts every case run against the mutant, earlier checks included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import multiprocessing as mp
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from conformance.engine import Job, run_check
+from conformance.mutants.zoo import ZOO
+from conformance.profiles import DEFAULT_PROFILE, PROFILES
+from conformance.report import atomic_write, markdown_table
+
+ORDER = ("exact", "realistic", "extreme", "invalid", "worked", "workload", "property")
+
+
+def hunt(mutant: str, profile: str, seed: int) -> dict:
+    """Run checks against one mutant until it is caught; returns its kill-table row."""
+    cls = next(m for m in ZOO if m.__name__ == mutant)
+    name = f"{cls.__module__}:{cls.__name__}"
+    started, cases_run = time.perf_counter(), 0
+    for check in ORDER:
+        rows = run_check(Job(name, check, profile, seed, database=None))
+        for index, row in enumerate(rows, start=1):
+            if row["status"] in cls.expected:
+                return dict(mutant=mutant, bug_class=cls.bug_class, caught=True, status=row["status"],
+                            check=check, cases_to_catch=index, cases_run=cases_run + index,
+                            seconds_to_catch=round(time.perf_counter() - started, 1),
+                            repro=row.get("repro", ""))
+        cases_run += len(rows)
+    return dict(mutant=mutant, bug_class=cls.bug_class, caught=False, status="", check="",
+                cases_to_catch=None, cases_run=cases_run,
+                seconds_to_catch=round(time.perf_counter() - started, 1), repro="")
+
+
+def run_zoo(profile: str, seed: int, jobs: int) -> pd.DataFrame:
+    names = [m.__name__ for m in ZOO]
+    with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        rows = list(pool.map(hunt, names, [profile] * len(names), [seed] * len(names)))
+    return pd.DataFrame(rows)
+
+
+def kill_table(df: pd.DataFrame, profile: str, seed: int, seconds: float) -> str:
+    caught = df["caught"].sum()
+    lines = [f"# Mutant kill table (profile {profile}, seed {seed})", "",
+             f"Caught {caught} of {len(df)} ({100 * caught / len(df):.0f}%) in {seconds:.0f} s; "
+             f"median cases to catch {statistics.median(df['cases_to_catch'].dropna()):g}.", "",
+             markdown_table(df.set_index("mutant")[["bug_class", "caught", "status", "check",
+                                                     "cases_to_catch", "cases_run", "seconds_to_catch"]]), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m conformance.mutants", description=__doc__)
+    p.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE)
+    p.add_argument("--seed", type=int, action="append", help="repeatable; default 0")
+    p.add_argument("-j", "--jobs", type=int, default=2)
+    p.add_argument("--report", type=Path, help="directory for mutants.md / mutants.csv")
+    args = p.parse_args(argv)
+    all_caught = True
+    frames = []
+    for seed in args.seed or [0]:
+        started = time.perf_counter()
+        df = run_zoo(args.profile, seed, args.jobs).assign(seed=seed)
+        table = kill_table(df, args.profile, seed, time.perf_counter() - started)
+        print(table)
+        frames.append((table, df))
+        all_caught &= bool(df["caught"].all())
+    if args.report:
+        atomic_write(args.report / "mutants.md", "\n".join(t for t, _ in frames))
+        atomic_write(args.report / "mutants.csv", pd.concat([d for _, d in frames]).to_csv(index=False))
+    return 0 if all_caught else 1
+
+
