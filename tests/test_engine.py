@@ -1,0 +1,65 @@
+"""Checks of the checker: no false alarms, wrong backends caught with working repro lines,
+process-level failures isolated."""
+
+import pytest
+
+from conformance.__main__ import main as conformance_main
+from conformance.engine import Job, run_check
+from conformance.execute import run_case
+from conformance.fixed import worked_cases
+from conformance.runner import Worker
+from conformance.judge import CRASHED, FAIL, FAILING, PASS
+
+HERE = "tests.backends_for_tests"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_correct_backend_passes_hundreds_of_cases(seed):
+    rows = []
+    for check in ("exact", "realistic", "extreme"):
+        rows += run_check(Job("numpy-im2col", check, "quick", seed, database=None))
+    assert len(rows) >= 140
+    assert not [r for r in rows if r["status"] in FAILING], [r["repro"] for r in rows if r["status"] in FAILING]
+    assert sum(r["status"] == PASS for r in rows) > 0.8 * len(rows)
+
+
+@pytest.mark.parametrize("mutant,check", [
+    ("FlippedKernel", "exact"), ("SameOddCellFirst", "exact"), ("BiasDropped", "exact"),
+    ("Float16Accumulation", "realistic"),
+])
+def test_wrong_backend_caught_and_repro_line_reproduces(mutant, check, capsys):
+    name = f"conformance.mutants.zoo:{mutant}"
+    rows = run_check(Job(name, check, "quick", 0, database=None))
+    shrunk = [r for r in rows if r.get("shrunk")]
+    assert shrunk and shrunk[0]["status"] == FAIL, rows[-1]
+    repro = shrunk[0]["repro"].split()
+    assert repro[:3] == ["python", "-m", "conformance"]
+    argv = [a.strip("'") for a in repro[3:]]
+    assert conformance_main(argv) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_user_function_by_module_attr_passes():
+    rows = run_check(Job(f"{HERE}:exact_float32", "realistic", "quick", 0, database=None))
+    assert rows and all(r["status"] not in FAILING for r in rows)
+
+
+@pytest.mark.parametrize("function,text", [
+    ("aborts", "died"), ("hangs", "timed out"), ("raises_runtime_error", "RuntimeError"),
+])
+def test_process_failures_are_crashed_and_the_run_goes_on(function, text):
+    cases = worked_cases()[:3]
+    with Worker(f"{HERE}:{function}", timeout_s=2) as worker:
+        rows = [run_case(worker, case) for case in cases]  # each case gets a fresh process
+    assert [r["status"] for r in rows] == [CRASHED] * 3
+    assert text in rows[0]["message"]
+
+
+def test_cli_exit_codes(tmp_path):
+    assert conformance_main(["--backend", "no-such-backend"]) == 2
+    assert conformance_main(["--backend", "numpy-im2col", "--profile", "quick", "--checks", "worked",
+                             "--no-db", "--report", str(tmp_path)]) == 0
+    for name in ("results.csv", "results.json", "summary.md", "summary.html"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert conformance_main(["--backend", f"{HERE}:aborts", "--profile", "quick", "--checks",
+                             "worked", "--no-db", "--timeout", "5"]) == 1

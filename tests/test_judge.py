@@ -1,0 +1,91 @@
+"""The judge: the VERIFICATION.md bound admits correct float32 results and rejects wrong ones."""
+
+import numpy as np
+import pytest
+
+from conformance.data import make_arrays
+from conformance.judge import FAIL, MISTRUSTED, PASS, gamma, judge
+from reference import Conv3DSpec, evaluate
+
+SPEC = Conv3DSpec(filters=8, kernel_size=3, input_shape=(2, 6, 6, 6, 16), padding="same")
+
+
+def _case(spec=SPEC, dtype="float32", data="normal", seed=0):
+    x, w, b = make_arrays(spec, dtype, data, seed)
+    return evaluate(x, w, b, **spec.conv_kwargs()), x, w, b
+
+
+def test_gamma():
+    assert gamma(10, 2.0**-24) == pytest.approx(10 * 2.0**-24, rel=1e-6)
+    assert gamma(2**24, 2.0**-24) == np.inf
+
+
+@pytest.mark.parametrize("data", ["normal", "uniform", "wide"])
+def test_float32_sequential_sum_passes(data):
+    """Naive float32 accumulation in a bad order is still inside the bound (no false alarm)."""
+    ev, x, w, b = _case(data=data)
+    xpad = np.pad(x, ((0, 0), (1, 1), (1, 1), (1, 1), (0, 0)))
+    out = np.broadcast_to(b, ev.output.shape).astype(np.float32).copy()
+    for a in range(3):
+        for bb in range(3):
+            for c in range(3):
+                patch = xpad[:, a:a + 6, bb:bb + 6, c:c + 6, :]
+                out += np.einsum("ndhwc,cf->ndhwf", patch, w[a, bb, c]).astype(np.float32)
+    verdict = judge(ev, out, x, w, "float32", "float32")
+    assert verdict.status == PASS and 0 < verdict.max_ratio < 1, verdict
+
+
+def test_reference_rounded_is_well_inside():
+    ev, x, w, _ = _case()
+    verdict = judge(ev, ev.output.astype(np.float32), x, w, "float32", "float32")
+    assert verdict.status == PASS and verdict.max_ratio < 0.01
+
+
+def test_float16_accumulation_fails_the_float32_bound_but_passes_as_declared_float16():
+    ev, x, w, _ = _case(data="uniform")
+    wrong = ev.output.astype(np.float16).astype(np.float32)
+    failed = judge(ev, wrong, x, w, "float32", "float32")
+    assert failed.status == FAIL and failed.max_ratio > 1
+    assert failed.worst["index"] is not None and failed.worst["ulps"] > 1
+    assert judge(ev, wrong, x, w, "float32", "float16").status == PASS
+
+
+def test_one_ulp_is_fatal_in_the_exact_regime():
+    ev, x, w, _ = _case(data="exact")
+    got = ev.output.astype(np.float32)
+    assert judge(ev, got, x, w, "float32", "float32", exact=True).status in (PASS, MISTRUSTED)
+    got.flat[5] = np.nextafter(got.flat[5], np.float32(np.inf))
+    verdict = judge(ev, got, x, w, "float32", "float32", exact=True)
+    assert verdict.status == FAIL and verdict.worst["ulps"] == pytest.approx(1)
+
+
+def test_worst_index_is_n_d_h_w_c_in_both_layouts():
+    spec = Conv3DSpec(filters=3, kernel_size=1, input_shape=(1, 2, 4, 3, 5), data_format="channels_first")
+    ev, x, w, _ = _case(spec=spec)
+    got = ev.output.astype(np.float32)
+    got[0, 2, 1, 2, 0] += 1  # channel 2, d 1, h 2, w 0
+    verdict = judge(ev, got, x, w, "float32", "float32")
+    assert verdict.worst["index"] == (0, 1, 2, 0, 2)
+
+
+def test_nan_must_propagate():
+    ev, x, w, _ = _case(data="special")
+    got = ev.output.astype(np.float32)
+    assert np.isnan(got).any()
+    assert judge(ev, got, x, w, "float32", "float32").status in (PASS, MISTRUSTED)
+    swallowed = np.nan_to_num(got, nan=0.0)
+    assert judge(ev, swallowed, x, w, "float32", "float32").status == FAIL
+
+
+def test_shape_and_dtype_mismatches_fail_with_a_message():
+    ev, x, w, _ = _case()
+    assert "shape" in judge(ev, ev.output[:, :-1], x, w, "float32", "float32").message
+    assert "dtype" in judge(ev, ev.output, x, w, "float32", "float32").message
+
+
+def test_all_zero_output_is_mistrusted():
+    spec = Conv3DSpec(filters=2, kernel_size=1, input_shape=(1, 3, 3, 3, 2), activation="relu")
+    ev, x, w, _ = _case(spec=spec)
+    zeros = np.zeros(ev.output.shape, dtype=np.float32)
+    ev_zero = evaluate(np.zeros_like(x), w, **spec.conv_kwargs())
+    assert judge(ev_zero, zeros, x * 0, w, "float32", "float32").status == MISTRUSTED

@@ -1,0 +1,30 @@
+"""The default (ci) profile kills every mutant in the zoo, and passes the code they derive from."""
+
+import pytest
+
+from conformance.engine import Job, run_check
+from conformance.judge import FAILING
+from conformance.mutants.hunt import run_zoo
+from conformance.mutants.zoo import ZOO
+
+
+def test_zoo_is_big_and_documented():
+    assert len(ZOO) >= 20
+    for mutant in ZOO:
+        assert mutant.bug_class and mutant.__doc__ and "Exposed by" in mutant.__doc__, mutant
+
+
+def test_every_mutant_is_caught_with_its_expected_status():
+    table = run_zoo("ci", seed=0, jobs=2)
+    missed = table[~table["caught"]]
+    assert missed.empty, f"not caught: {missed['mutant'].tolist()}"
+    for row in table.itertuples():
+        expected = next(m for m in ZOO if m.__name__ == row.mutant).expected
+        assert row.status in expected, row
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("check", ["exact", "realistic", "extreme", "invalid"])
+def test_the_unmutated_base_passes(seed, check):
+    rows = run_check(Job("conformance.mutants.zoo:Mutant", check, "ci", seed, database=None))
+    assert rows and not [r["repro"] for r in rows if r["status"] in FAILING]
