@@ -12,6 +12,11 @@ ENTRY_POINT_GROUP = "conv3d_parity.backends"
 #: Built-in backends: name -> "module:factory". Modules are imported only when asked for.
 BUILTIN = {
     "numpy-im2col": "backends.numpy_im2col:NumpyIm2col",
+    "torch": "backends.torch_backend:TorchBackend",
+    "torch-cuda": "backends.torch_backend:TorchCudaBackend",
+    "torch-cuda-tf32": "backends.torch_backend:TorchCudaTF32Backend",
+    "tensorflow": "backends.tensorflow_backend:TensorFlowBackend",
+    "jax": "backends.jax_backend:JaxBackend",
 }
 
 

@@ -46,7 +46,7 @@ def bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:
 def run_case(worker: Worker, case: Case, repeats: int = 2) -> dict:
     """Judge the backend on a valid case; runs it `repeats` times to check determinism."""
     caps = worker.capabilities
-    reason = caps.unsupported(case.spec, case.dtype)
+    reason = caps.unsupported(case.spec, case.dtype, case.data)
     if reason:
         return _row(worker.name, case, UNSUPPORTED, reason)
     precision = caps.precision(case.dtype)
