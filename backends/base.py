@@ -17,13 +17,6 @@ UNIT_ROUNDOFF = {
 }
 
 
-#: Found by this suite (repro: python -m conformance --backend jax --case
-#: g2_mb1_ic2id1ih1iw1_oc2_kd1kh1kw1_sd1sh1sw1_dd1dh1dw1_valid_cl_linear_nobias --dtype float64
-#: --data special --seed 0): x = [-0, inf], w = [1.68, -0] gives NaN in group 0, expected -0.
-XLA_GROUP_LEAK = ("XLA on the CPU computes grouped convolution so that inf/NaN in one group's "
-                  "input reaches other groups' outputs (inf * 0 = NaN)")
-
-
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend declares it supports; the judge trusts these declarations.
@@ -31,8 +24,6 @@ class Capabilities:
     compute_precision maps each input dtype to the precision its arithmetic really uses (e.g.
     float32 -> tf32 on a GPU with TF32 on), which sets the error bound. flushes_subnormals says
     whether subnormal inputs or results may become zero (XLA and oneDNN CPU code do this).
-    grouped_nonfinite_leak, when set, says why NaN/inf inputs reach other groups' outputs (a known
-    deviation: such cases are reported UNSUPPORTED with that reason, never silently skipped).
     """
 
     dtypes: tuple[str, ...] = ("float32", "float64")
@@ -43,14 +34,13 @@ class Capabilities:
     compute_precision: dict[str, str] = field(default_factory=dict)
     flushes_subnormals: bool = False
     unsupported_activations: tuple[str, ...] = ()
-    grouped_nonfinite_leak: str = ""
     notes: tuple[str, ...] = ()
 
     def precision(self, dtype: str) -> str:
         return self.compute_precision.get(dtype, dtype)
 
-    def unsupported(self, spec: Conv3DSpec, dtype: str, data: str = "normal") -> str | None:
-        """Why this backend declines (spec, dtype, data regime), or None when it claims support."""
+    def unsupported(self, spec: Conv3DSpec, dtype: str) -> str | None:
+        """Why this backend declines (spec, dtype), or None when it claims support."""
         if dtype not in self.dtypes:
             return f"dtype {dtype} not supported (supports {', '.join(self.dtypes)})"
         if spec.data_format not in self.data_formats:
@@ -61,8 +51,6 @@ class Capabilities:
             return "dilation not supported"
         if spec.activation in self.unsupported_activations:
             return f"activation {spec.activation} not supported"
-        if data == "special" and spec.groups > 1 and self.grouped_nonfinite_leak:
-            return f"declared deviation: {self.grouped_nonfinite_leak}"
         return None
 
 

@@ -7,7 +7,7 @@ import importlib.util
 
 import numpy as np
 
-from backends.base import XLA_GROUP_LEAK, Availability, Backend, Capabilities, Prepared
+from backends.base import Availability, Backend, Capabilities, Prepared
 
 
 def jax_activation(name: str | None, jax):
@@ -48,7 +48,6 @@ class JaxBackend(Backend):
     name = "jax"
     capabilities = Capabilities(
         dtypes=("float32", "float64"), flushes_subnormals=True,
-        grouped_nonfinite_leak=XLA_GROUP_LEAK,
         notes=("precision=HIGHEST for float32", "float64 via jax_enable_x64 in the worker process",
                "XLA flushes subnormals to zero on the CPU"))
 

@@ -17,6 +17,9 @@ BUILTIN = {
     "torch-cuda-tf32": "backends.torch_backend:TorchCudaTF32Backend",
     "tensorflow": "backends.tensorflow_backend:TensorFlowBackend",
     "jax": "backends.jax_backend:JaxBackend",
+    "keras-tensorflow": "backends.keras_backend:KerasTensorFlow",
+    "keras-torch": "backends.keras_backend:KerasTorch",
+    "keras-jax": "backends.keras_backend:KerasJax",
 }
 
 

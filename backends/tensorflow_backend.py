@@ -8,7 +8,7 @@ import importlib.util
 
 import numpy as np
 
-from backends.base import XLA_GROUP_LEAK, Availability, Backend, Capabilities, Prepared
+from backends.base import Availability, Backend, Capabilities, Prepared
 
 
 def tf_activation(name: str | None, tf):
@@ -57,7 +57,6 @@ class TensorFlowBackend(Backend):
     name = "tensorflow"
     capabilities = Capabilities(
         dtypes=("float32", "float64"), flushes_subnormals=True,
-        grouped_nonfinite_leak=XLA_GROUP_LEAK,
         notes=("groups > 1 and channels_first run under XLA (tf.function(jit_compile=True)): TF has "
                "no CPU kernel for grouped 3-D convolution nor for NCDHW float64",
                "oneDNN and XLA flush subnormals to zero on the CPU"))

@@ -6,8 +6,9 @@ import numpy as np
 
 from conformance.cases import Case, InvalidCase
 from conformance.data import make_arrays, numpy_dtype
-from conformance.judge import (ACCEPTED_INVALID, CRASHED, FAIL, NONDETERMINISTIC, PASS,
-                               REJECTED_VALID, UNSUPPORTED, judge)
+from conformance.judge import (ACCEPTED_INVALID, CRASHED, FAIL, FAILING, KNOWN_FAIL,
+                               NONDETERMINISTIC, PASS, REJECTED_VALID, UNSUPPORTED, judge)
+from conformance.known_deviations import known_deviation
 from conformance.runner import Worker
 from reference.conv import evaluate
 
@@ -28,6 +29,9 @@ def _features(case: Case) -> dict:
 
 
 def _row(backend: str, case: Case | InvalidCase, status: str, message: str = "", **extra) -> dict:
+    deviation = known_deviation(backend, case) if status in FAILING else None
+    if deviation:
+        status, message = KNOWN_FAIL, f"known deviation: {deviation.reason} [{status}: {message}]"
     row = dict(backend=backend, check=case.check, case=case.id, status=status, message=message,
                repro=case.repro(backend), dtype=case.dtype)
     if isinstance(case, Case):
@@ -46,7 +50,7 @@ def bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:
 def run_case(worker: Worker, case: Case, repeats: int = 2) -> dict:
     """Judge the backend on a valid case; runs it `repeats` times to check determinism."""
     caps = worker.capabilities
-    reason = caps.unsupported(case.spec, case.dtype, case.data)
+    reason = caps.unsupported(case.spec, case.dtype)
     if reason:
         return _row(worker.name, case, UNSUPPORTED, reason)
     precision = caps.precision(case.dtype)

@@ -73,7 +73,9 @@ def feature_matrix(df: pd.DataFrame) -> pd.DataFrame:
             status = rows["status"]
             ok = status.isin(["PASS", "MISTRUSTED"]).sum()
             bad = status.isin(FAILING).sum()
-            cells.setdefault(label, {})[backend] = f"{ok}/{bad}/{(status == 'UNSUPPORTED').sum()}"
+            known = (status == "KNOWN-FAIL").sum()
+            cell = f"{ok}/{bad}/{(status == 'UNSUPPORTED').sum()}" + (f" ({known} known)" if known else "")
+            cells.setdefault(label, {})[backend] = cell
     for backend, rows in df.groupby("backend"):
         cells.setdefault("determinism (nondeterministic cases)", {})[backend] = str(
             (rows["status"] == "NONDETERMINISTIC").sum())
@@ -141,6 +143,13 @@ def _markdown(df: pd.DataFrame, meta: dict, images: list[str]) -> str:
         shrunk = " (shrunk)" if row.get("shrunk") is True else ""
         lines += [f"- **{row['backend']}** {row['status']}{shrunk}: {str(row['message']).splitlines()[0][:300]}",
                   f"  `{row['repro']}`"]
+    known = df[df["status"] == "KNOWN-FAIL"]
+    if len(known):
+        lines += ["", "## Known deviations (conformance/known_deviations.py): real framework "
+                      "discrepancies, reported, not gating", ""]
+        for (backend, reason), rows in known.groupby(
+                ["backend", known["message"].str.split(r" \[", n=1, regex=True).str[0]]):
+            lines += [f"- **{backend}** ({len(rows)} cases): {reason}", f"  `{rows.iloc[0]['repro']}`"]
     unsupported = df[df["status"] == "UNSUPPORTED"].groupby(["backend", "message"]).size()
     if len(unsupported):
         lines += ["", "## Unsupported (declared by the backend)", ""]

@@ -1,0 +1,97 @@
+"""The seed system itself: a real keras.layers.Conv3D on each Keras backend.
+
+KERAS_BACKEND must be set before keras is first imported, so each of these backends needs a
+process of its own; the conformance runner and the bench give every backend its own worker.
+The layer validates its own arguments (that is under test too): `prepare` hands the raw
+arguments to Keras and only converts the arrays.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+import numpy as np
+
+from backends.base import Availability, Backend, Capabilities, Prepared
+from reference.conv import check_floating
+
+
+class KerasBackend(Backend):
+    keras_backend = ""
+    framework = ""
+
+    def availability(self) -> Availability:
+        for module in ("keras", self.framework):
+            if importlib.util.find_spec(module) is None:
+                return Availability(False, f"{module} is not installed")
+        if "keras" in sys.modules:
+            active = sys.modules["keras"].backend.backend()
+            if active != self.keras_backend:
+                return Availability(False, f"keras is already imported here with backend {active}; "
+                                           "run this backend in its own process")
+        return Availability(True)
+
+    def _keras(self):
+        os.environ["KERAS_BACKEND"] = self.keras_backend
+        import keras
+
+        if keras.backend.backend() != self.keras_backend:
+            raise RuntimeError(f"keras runs on {keras.backend.backend()} in this process, not "
+                               f"{self.keras_backend}; use a separate process per Keras backend")
+        return keras
+
+    def set_threads(self, threads: int) -> None:
+        if self.framework == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
+        elif self.framework == "tensorflow":
+            import tensorflow as tf
+
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+            except RuntimeError:
+                pass
+        super().set_threads(threads)
+
+    def prepare(self, x, kernel, bias=None, **conv_args) -> Prepared:
+        keras = self._keras()
+        x, kernel = check_floating("x", x), check_floating("kernel", kernel)
+        if kernel.ndim != 5:
+            raise ValueError(f"kernel must have rank 5 (kd, kh, kw, C/groups, F); received {kernel.shape}")
+        layer = keras.layers.Conv3D(filters=kernel.shape[-1], kernel_size=kernel.shape[:3],
+                                    use_bias=bias is not None, dtype=x.dtype.name, **conv_args)
+        layer.build(x.shape)
+        if tuple(layer.kernel.shape) != kernel.shape:
+            raise ValueError(f"kernel shape {kernel.shape} does not match the layer's "
+                             f"{tuple(layer.kernel.shape)}")
+        layer.kernel.assign(kernel)
+        if bias is not None:
+            layer.bias.assign(check_floating("bias", bias))
+        inputs = keras.ops.convert_to_tensor(x)
+        return Prepared(run=lambda: layer(inputs),
+                        to_numpy=lambda y: np.ascontiguousarray(keras.ops.convert_to_numpy(y)))
+
+
+class KerasTensorFlow(KerasBackend):
+    name = "keras-tensorflow"
+    keras_backend = framework = "tensorflow"
+    capabilities = Capabilities(
+        dtypes=("float32", "float64"), flushes_subnormals=True,
+        notes=("Keras routes grouped and channels_first convolution through XLA on the CPU",))
+
+
+class KerasTorch(KerasBackend):
+    name = "keras-torch"
+    keras_backend = framework = "torch"
+    capabilities = Capabilities(dtypes=("float32", "float64"))
+
+
+class KerasJax(KerasBackend):
+    name = "keras-jax"
+    keras_backend = framework = "jax"
+    capabilities = Capabilities(dtypes=("float32",), flushes_subnormals=True,
+                                notes=("float64 needs jax_enable_x64, which Keras does not set: "
+                                       "a float64 layer computes in float32",))
