@@ -21,7 +21,7 @@ from conformance.judge import FAILING
 from conformance.profiles import DEFAULT_PROFILE, PROFILES
 from conformance.properties import PROPERTIES, Problem, check_property
 from conformance.report import write_report
-from conformance.runner import LoadError, Worker
+from backends.worker import LoadError, Worker
 from reference.spec import Conv3DSpec
 
 

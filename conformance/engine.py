@@ -23,7 +23,7 @@ from conformance.fixed import workload_cases, worked_cases
 from conformance.judge import CRASHED, FAILING, UNSUPPORTED
 from conformance.profiles import PROFILES, Profile
 from conformance.properties import PROPERTIES, Problem, check_property
-from conformance.runner import LoadError, Worker
+from backends.worker import LoadError, Worker
 
 DEFAULT_DB = Path(".conformance/db")
 GENERATED = {"exact": strategies.exact_cases, "realistic": strategies.realistic_cases,

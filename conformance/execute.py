@@ -9,7 +9,7 @@ from conformance.data import make_arrays, numpy_dtype
 from conformance.judge import (ACCEPTED_INVALID, CRASHED, FAIL, FAILING, KNOWN_FAIL,
                                NONDETERMINISTIC, PASS, REJECTED_VALID, UNSUPPORTED, judge)
 from conformance.known_deviations import known_deviation
-from conformance.runner import Worker
+from backends.worker import Worker
 from reference.conv import evaluate
 
 REFUSALS = ("ValueError", "TypeError", "NotImplementedError")

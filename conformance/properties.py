@@ -15,7 +15,7 @@ import numpy as np
 from conformance.data import PRECISION_BITS, numpy_dtype
 from conformance.execute import REFUSALS
 from conformance.judge import CRASHED, FAIL, PASS, REJECTED_VALID, UNSUPPORTED
-from conformance.runner import Worker
+from backends.worker import Worker
 
 
 class _Refused(Exception):

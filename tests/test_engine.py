@@ -7,7 +7,7 @@ from conformance.__main__ import main as conformance_main
 from conformance.engine import Job, run_check
 from conformance.execute import run_case
 from conformance.fixed import worked_cases
-from conformance.runner import Worker
+from backends.worker import Worker
 from conformance.judge import CRASHED, FAIL, FAILING, PASS
 
 HERE = "tests.backends_for_tests"

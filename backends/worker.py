@@ -1,4 +1,7 @@
-"""Runs a backend in its own long-lived process, so a crash, hang or abort costs one case only."""
+"""Runs a backend in its own long-lived process, so a crash, hang or abort costs one case only.
+
+Conformance and bench both use it; Keras backends need it (KERAS_BACKEND is fixed per process).
+"""
 
 from __future__ import annotations
 
@@ -42,11 +45,17 @@ def _serve(conn, backend_name: str, threads: int | None) -> None:
         request = conn.recv()
         if request is None:
             return
-        x, kernel, bias, args, repeats = request
+        kind, x, kernel, bias, args, options = request
         start = time.perf_counter()
         try:
-            prepared = backend.prepare(x, kernel, bias, **args)
-            outputs = [np.asarray(prepared.to_numpy(prepared.run())) for _ in range(repeats)]
+            if kind == "bench":
+                from bench.timing import time_call
+
+                outputs = time_call(backend, x, kernel, bias, args, **options)
+            else:
+                prepared = backend.prepare(x, kernel, bias, **args)
+                outputs = [np.asarray(prepared.to_numpy(prepared.run()))
+                           for _ in range(options["repeats"])]
             conn.send(("ok", outputs, time.perf_counter() - start))
         except BaseException as exc:  # noqa: BLE001 - the driver classifies it
             conn.send(("raised", type(exc).__name__, f"{exc}\n{traceback.format_exc(limit=-3)}",
@@ -88,11 +97,21 @@ class Worker:
 
     def call(self, x, kernel, bias, args: dict, repeats: int = 2) -> Outcome:
         """Run prepare + `repeats` runs on the worker; never raises for backend misbehaviour."""
+        return self._request("conv", x, kernel, bias, args, dict(repeats=repeats))
+
+    def bench(self, x, kernel, bias, args: dict, **options) -> Outcome:
+        """Time the call in the worker (bench.timing.time_call); outputs[0] is its result dict."""
+        outcome = self._request("bench", x, kernel, bias, args, options)
+        if outcome.kind == "ok":
+            outcome.outputs = [outcome.outputs]
+        return outcome
+
+    def _request(self, kind: str, x, kernel, bias, args: dict, options: dict) -> Outcome:
         if self._process is None or not self._process.is_alive():
             self._start()
         start = time.perf_counter()
         try:
-            self._conn.send((x, kernel, bias, args, repeats))
+            self._conn.send((kind, x, kernel, bias, args, options))
             if not self._conn.poll(self.timeout_s):
                 self._kill()
                 return Outcome("crashed", message=f"timed out after {self.timeout_s:g} s",
