@@ -24,6 +24,8 @@ class Capabilities:
     compute_precision maps each input dtype to the precision its arithmetic really uses (e.g.
     float32 -> tf32 on a GPU with TF32 on), which sets the error bound. flushes_subnormals says
     whether subnormal inputs or results may become zero (XLA and oneDNN CPU code do this).
+    host_memory_traced: its workspace is allocated through Python's allocators (NumPy), so
+    tracemalloc measures its peak extra memory; framework allocators are invisible to it.
     """
 
     dtypes: tuple[str, ...] = ("float32", "float64")
@@ -34,6 +36,7 @@ class Capabilities:
     compute_precision: dict[str, str] = field(default_factory=dict)
     flushes_subnormals: bool = False
     unsupported_activations: tuple[str, ...] = ()
+    host_memory_traced: bool = False
     notes: tuple[str, ...] = ()
 
     def precision(self, dtype: str) -> str:

@@ -54,7 +54,8 @@ class NumpyIm2col(Backend):
 
     name = "numpy-im2col"
     capabilities = Capabilities(
-        notes=("activations evaluated in float64 by the reference's NumPy definitions",))
+        host_memory_traced=True,
+        notes=("activations evaluated by the reference's NumPy definitions",))
 
     def __init__(self, workspace_bytes: int = DEFAULT_WORKSPACE_BYTES) -> None:
         self.workspace_bytes = workspace_bytes

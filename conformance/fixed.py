@@ -48,6 +48,15 @@ def _reduced_size(n: int, k: int, s: int, d: int, padding: str) -> int:
     return small if axis_output(small, k, s, d, padding)[0] > 0 else n
 
 
+def reduced_spec(spec: Conv3DSpec) -> Conv3DSpec:
+    """`spec` at batch 1 and a small spatial size with the same padding pattern per axis."""
+    spatial = tuple(_reduced_size(n, k, s, d, spec.padding) for n, k, s, d in
+                    zip(spec.in_spatial, spec.kernel_size, spec.strides, spec.dilation_rate))
+    c = spec.in_channels
+    shape = (1, *spatial, c) if spec.channels_last else (1, c, *spatial)
+    return Conv3DSpec(**spec.keras_kwargs(), input_shape=shape)
+
+
 def workload_rows() -> list[dict]:
     with resources.files("bench.data").joinpath(WORKLOADS_CSV).open() as handle:
         return list(csv.DictReader(handle))
@@ -61,13 +70,10 @@ def workload_spec(row: dict, batch: int | None = None, reduce: bool = False) -> 
                                   "sd", "sh", "sw", "dd", "dh", "dw")}
     kernel, strides = (i["kd"], i["kh"], i["kw"]), (i["sd"], i["sh"], i["sw"])
     dilation = (i["dd"] + 1, i["dh"] + 1, i["dw"] + 1)  # benchdnn counts dilation from 0
-    spatial = (i["id"], i["ih"], i["iw"])
-    if reduce:
-        spatial = tuple(_reduced_size(n, k, s, d, row["keras_padding"])
-                        for n, k, s, d in zip(spatial, kernel, strides, dilation))
-    return Conv3DSpec(filters=i["oc"], kernel_size=kernel, strides=strides,
+    spec = Conv3DSpec(filters=i["oc"], kernel_size=kernel, strides=strides,
                       padding=row["keras_padding"], dilation_rate=dilation, groups=i["g"],
-                      input_shape=(batch or i["mb"], *spatial, i["ic"]))
+                      input_shape=(batch or i["mb"], i["id"], i["ih"], i["iw"], i["ic"]))
+    return reduced_spec(spec) if reduce else spec
 
 
 def workload_cases(limit: int | None = None) -> list[Case]:

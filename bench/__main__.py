@@ -1,0 +1,97 @@
+"""python -m bench: time backends on real 3-D layers, verify every timed output, draw the plots.
+
+    python -m bench --backend all --workloads default --out reports/bench
+    python -m bench --compare before/results.csv after/results.csv --out reports/compare
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report import compare, write_report
+from bench.run import Bench, Settings
+from bench.timing import gemm_peak
+from bench.workloads import load
+from conformance.__main__ import resolve_backends
+from conformance.report import atomic_write, environment
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", action="append", help="registered name, 'all' or module:attr; repeatable")
+    p.add_argument("--workloads", default="default", help="quick, default, full or a CSV file")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every CPU backend")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--repeat", type=int, default=5, help="minimum timed runs")
+    p.add_argument("--min-time", type=float, default=1.0, help="minimum seconds of timed runs")
+    p.add_argument("--memory-budget-gib", type=float, default=0, help="default: 40%% of available RAM")
+    p.add_argument("--baseline", default="best-framework", help="backend the speed-up plot divides by")
+    p.add_argument("--out", type=Path, default=Path("reports/bench"))
+    p.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE.csv", "AFTER.csv"))
+    args = p.parse_args(argv)
+    if not args.compare and not args.backend:
+        p.error("--backend is required (or --compare)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.compare:
+        print(compare(*args.compare, args.out))
+        return 0
+    try:
+        backends = resolve_backends(args.backend)
+        workloads, skipped = load(args.workloads)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for reason in skipped:
+        print(f"skipped {reason}", file=sys.stderr)
+    settings = Settings(dtype=args.dtype, threads=args.threads, min_repeats=args.repeat,
+                        min_seconds=args.min_time, memory_budget=int(args.memory_budget_gib * 2**30))
+    peak = gemm_peak(args.threads)
+    print(f"GEMM peak {peak:.1f} GFLOP/s with {args.threads} threads; {len(workloads)} workloads x "
+          f"{len(backends)} backends", file=sys.stderr)
+    meta = dict(command="python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+                peak_gflops=peak, threads=args.threads, dtype=args.dtype, environment=environment(),
+                started=time.strftime("%Y-%m-%d %H:%M:%S"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write(args.out / "meta.json", json.dumps(meta, indent=1))
+    rows: list[dict] = []
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(workloads) * len(backends), unit="run", file=sys.stderr, dynamic_ncols=True)
+
+    def on_row(row: dict) -> None:
+        rows.append(row | dict(peak_gflops=peak))
+        atomic_write(args.out / "results.csv", pd.DataFrame(rows).to_csv(index=False))
+        gflops = f"{row['gflops']:.1f} GFLOP/s" if row.get("status") == "OK" else row.get("message", "")[:80]
+        bar.write(f"{row['workload'][:42]:<42} {row['backend']:<17} {row['status']:<11} {gflops}")
+        bar.update(1)
+
+    bench = Bench(backends, settings, peak)
+    try:
+        bench.run(workloads, on_row)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {len(rows)} results kept in {args.out}", file=sys.stderr)
+    finally:
+        bar.close()
+        bench.close()
+    df = pd.DataFrame(rows)
+    atomic_write(args.out / "results.json", json.dumps(dict(meta=meta, rows=json.loads(df.to_json(orient="records"))), indent=1))
+    if len(df):
+        print(write_report(df, args.out, meta, args.baseline))
+    return 1 if (len(df) and (df["status"].isin(["WRONG", "CRASHED"])).any()) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""Bench tables and plots, drawn from the saved results (never from live timing).
+
+`python -m bench.report DIR` redraws DIR's plots and summary from DIR/results.csv.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from conformance.report import atomic_write, markdown_table
+
+FRAMEWORKS = ("torch", "tensorflow", "jax")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path, stem: str) -> list[str]:
+    names = []
+    for ext in ("png", "svg"):
+        path = out / f"{stem}.{ext}"
+        tmp = out / f"{stem}.tmp.{ext}"
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        tmp.replace(path)
+        names.append(path.name)
+    _plt().close(fig)
+    return names
+
+
+def verified(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"] == "OK"]
+
+
+def baseline_times(df: pd.DataFrame, baseline: str = "best-framework") -> pd.Series:
+    """Per workload, the baseline's median time: a named backend, or the fastest raw framework
+    (torch, tensorflow, jax) that was verified, else the fastest verified backend."""
+    ok = verified(df)
+    if baseline != "best-framework":
+        return ok[ok["backend"] == baseline].set_index("workload")["median_s"]
+    frameworks = ok[ok["backend"].isin(FRAMEWORKS)]
+    best = (frameworks if len(frameworks) else ok).groupby("workload")["median_s"].min()
+    return best
+
+
+def _bars(df: pd.DataFrame, column: str, label: str, out: Path, stem: str) -> list[str]:
+    table = verified(df).pivot_table(index="workload", columns="backend", values=column)
+    if table.empty:
+        return []
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(table) * max(1, len(table.columns) / 3) + 1.5))
+    table.plot.barh(ax=ax, width=0.8)
+    ax.set_xlabel(label)
+    ax.invert_yaxis()
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, out, stem)
+
+
+def plot_scaling(df: pd.DataFrame, out: Path) -> list[str]:
+    sweeps = verified(df)[verified(df)["sweep"].fillna("") != ""]
+    if sweeps.empty:
+        return []
+    plt = _plt()
+    axes_names = sorted(sweeps["sweep"].unique())
+    fig, axes = plt.subplots(1, len(axes_names), figsize=(5 * len(axes_names), 4), squeeze=False)
+    for ax, sweep in zip(axes[0], axes_names):
+        part = sweeps[sweeps["sweep"] == sweep]
+        for backend, rows in part.groupby("backend"):
+            rows = rows.sort_values("flops")
+            slope = np.polyfit(np.log(rows["flops"]), np.log(rows["median_s"]), 1)[0] if len(rows) > 1 else np.nan
+            ax.loglog(rows["flops"], rows["median_s"], marker="o", label=f"{backend} (exponent {slope:.2f})")
+        ax.set_title(f"sweep: {sweep}")
+        ax.set_xlabel("dense FLOPs")
+        ax.set_ylabel("median seconds")
+        ax.legend(fontsize=7)
+    return _save(fig, out, "scaling")
+
+
+def plot_speedup(df: pd.DataFrame, out: Path, baseline: str) -> list[str]:
+    base = baseline_times(df, baseline)
+    ok = verified(df)
+    speed = ok.assign(speedup=ok["workload"].map(base) / ok["median_s"])
+    df_speed = speed.pivot_table(index="workload", columns="backend", values="speedup")
+    if df_speed.empty:
+        return []
+    return _bars(speed, "speedup", f"speed-up over {baseline} (higher is faster)", out, "speedup")
+
+
+def plot_first_call(df: pd.DataFrame, out: Path) -> list[str]:
+    ok = verified(df)
+    if ok.empty:
+        return []
+    plt = _plt()
+    first = ok.groupby("backend")["first_call_s"].median().sort_values()
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(first) + 1.5))
+    first.plot.barh(ax=ax)
+    ax.set_xscale("log")
+    ax.set_xlabel("median first-call latency over workloads (prepare + first run, s)")
+    return _save(fig, out, "first_call")
+
+
+def winners(df: pd.DataFrame) -> pd.DataFrame:
+    ok = verified(df)
+    if ok.empty:
+        return pd.DataFrame()
+    best = ok.loc[ok.groupby("workload")["median_s"].idxmin()].set_index("workload")
+    return best[["backend", "gflops", "fraction_of_peak"]].rename(columns={"backend": "fastest"})
+
+
+def write_report(df: pd.DataFrame, out: Path, meta: dict, baseline: str = "best-framework") -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    images = (_bars(df, "gflops", "GFLOP/s (dense count, median)", out, "gflops")
+              + _bars(df, "fraction_of_peak", f"fraction of measured GEMM peak ({meta['peak_gflops']:.0f} GFLOP/s)",
+                      out, "peak_fraction")
+              + plot_scaling(df, out) + plot_speedup(df, out, baseline) + plot_first_call(df, out))
+    gflops = verified(df).pivot_table(index="workload", columns="backend", values="gflops").round(1)
+    fraction = verified(df).pivot_table(index="workload", columns="backend",
+                                        values="fraction_of_peak").round(2)
+    problems = df[~df["status"].isin(["OK"])][["workload", "backend", "status", "message"]]
+    lines = ["# Benchmark report", "",
+             f"`{meta.get('command', '')}`", "",
+             f"Machine GEMM peak (float32, NumPy BLAS, {meta['threads']} threads): "
+             f"**{meta['peak_gflops']:.1f} GFLOP/s**. Times are medians; every timed output was "
+             "verified on the same run (VERIFICATION.md bound).", "",
+             "## GFLOP/s", "", markdown_table(gflops), "",
+             "## Fraction of GEMM peak", "", markdown_table(fraction), "",
+             "## Fastest per workload", "", markdown_table(winners(df)), ""]
+    lines += [f"![{name}]({name})" for name in images if name.endswith(".png")]
+    if len(problems):
+        lines += ["", "## Not timed", "", markdown_table(problems.set_index("workload"))]
+    notes = df[df["note"].fillna("") != ""][["workload", "note"]].drop_duplicates()
+    if len(notes):
+        lines += ["", "## Workload notes", "", markdown_table(notes.set_index("workload"))]
+    lines += ["", "## Environment", "", "```", json.dumps(meta.get("environment", {}), indent=1), "```", ""]
+    atomic_write(out / "summary.md", "\n".join(lines))
+    html = ["<html><head><meta charset='utf-8'><title>Benchmark report</title></head><body>",
+            "<h1>Benchmark report</h1>", f"<p>GEMM peak {meta['peak_gflops']:.1f} GFLOP/s</p>",
+            "<h2>GFLOP/s</h2>", gflops.to_html(), "<h2>Fraction of peak</h2>", fraction.to_html(),
+            "<h2>Fastest</h2>", winners(df).to_html()]
+    html += [f"<img src='{name}'>" for name in images if name.endswith(".svg")]
+    atomic_write(out / "summary.html", "\n".join(html + ["</body></html>"]))
+    return out / "summary.md"
+
+
+def compare(before: Path, after: Path, out: Path) -> Path:
+    """Ratios after/before of matching rows (workload, backend, dtype, threads), with a plot."""
+    keys = ["workload", "backend", "dtype", "threads"]
+    a, b = verified(pd.read_csv(before)), verified(pd.read_csv(after))
+    merged = a.merge(b, on=keys, suffixes=("_before", "_after"))
+    merged["speedup"] = merged["median_s_before"] / merged["median_s_after"]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "compare.csv", merged[keys + ["median_s_before", "median_s_after", "speedup"]].to_csv(index=False))
+    images = _bars(merged.assign(status="OK"), "speedup", f"speed-up of {after.name} over {before.name}",
+                   out, "compare")
+    table = merged.pivot_table(index="workload", columns="backend", values="speedup").round(2)
+    atomic_write(out / "compare.md", "\n".join([
+        f"# {after} vs {before}", "", f"Geometric mean speed-up: {np.exp(np.log(merged['speedup']).mean()):.2f}",
+        "", markdown_table(table), "", *[f"![compare]({n})" for n in images if n.endswith(".png")], ""]))
+    return out / "compare.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    out = Path((argv or sys.argv[1:] or ["reports/bench"])[0])
+    meta = json.loads((out / "meta.json").read_text())
+    print(write_report(pd.read_csv(out / "results.csv"), out, meta))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""Timing as BENCHMARKING.md prescribes: prepare apart from run, warm-up, adaptive repeats, stats."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import numpy as np
+
+
+def summarize(times: list[float]) -> dict:
+    """min / median / mean / interquartile range of a list of seconds."""
+    a = np.asarray(times, dtype=np.float64)
+    q1, q3 = np.percentile(a, [25, 75])
+    return dict(repeats=len(a), min_s=float(a.min()), median_s=float(np.median(a)),
+                mean_s=float(a.mean()), iqr_s=float(q3 - q1))
+
+
+def time_call(backend, x, kernel, bias, args: dict, min_repeats: int = 5, min_seconds: float = 1.0,
+              max_repeats: int = 200, warmup: int = 1, trace_memory: bool = True) -> dict:
+    """Prepare once (timed), run once more than `warmup` (first-call latency), then repeat until
+    both `min_repeats` runs and `min_seconds` of runs are reached. Runs in the backend's worker."""
+    sync = None
+    started = time.perf_counter()
+    prepared = backend.prepare(x, kernel, bias, **args)
+    sync = prepared.synchronize
+    sync()
+    prepare_s = time.perf_counter() - started
+    first = time.perf_counter()
+    out = prepared.run()
+    sync()
+    first_run_s = time.perf_counter() - first
+    for _ in range(max(warmup - 1, 0)):
+        out = prepared.run()
+    sync()
+    times: list[float] = []
+    while (len(times) < min_repeats or sum(times) < min_seconds) and len(times) < max_repeats:
+        t0 = time.perf_counter()
+        out = prepared.run()
+        sync()
+        times.append(time.perf_counter() - t0)
+    peak = None
+    if trace_memory:  # allocations made through Python's allocators (NumPy's included)
+        tracemalloc.start()
+        prepared.run()
+        sync()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return dict(summarize(times), prepare_s=prepare_s, first_call_s=prepare_s + first_run_s,
+                traced_peak_bytes=peak, output=np.asarray(prepared.to_numpy(out)))
+
+
+def gemm_peak(threads: int | None = None, n: int = 2048, seconds: float = 1.0) -> float:
+    """The machine's float32 GEMM rate in GFLOP/s through NumPy's BLAS, median of repeats."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    with threadpool_limits(limits=threads):
+        a @ b  # warm-up
+        times: list[float] = []
+        while len(times) < 5 or sum(times) < seconds:
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
+    return 2 * n**3 / float(np.median(times)) / 1e9
