@@ -1,0 +1,112 @@
+"""Bench: workload loading, FLOP accounting, timing statistics, memory fitting, plots, gate."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.report import baseline_times, compare, write_report
+from bench.run import fit_to_budget, memory_estimate
+from bench.timing import summarize, time_call
+from bench.verify import numpy_float64_trusted, truth_for, verify
+from bench.workloads import all_csv_layers, load, seed_example
+from backends import get_backend
+from conformance.data import make_arrays
+from conformance.fixed import workload_rows, workload_spec
+
+
+def test_every_csv_row_parses_and_expressible_ones_map_to_valid_specs():
+    rows = workload_rows()
+    layers, skipped = all_csv_layers()
+    assert len(layers) + len(skipped) == len(rows) == 803
+    assert all("not Keras valid/same" in s for s in skipped)
+    for row in rows:
+        spec = workload_spec(row)
+        if spec is None:
+            assert row["keras_padding"] not in ("valid", "same")
+            continue
+        assert spec.output_spatial == (int(row["od"]), int(row["oh"]), int(row["ow"])), row["line"]
+        assert spec.flops == int(row["dense_ops"]), row["line"]
+
+
+def test_named_sets():
+    quick, _ = load("quick")
+    default, _ = load("default")
+    assert len(quick) == 4 and quick[0].name.startswith("seed")
+    groups = {w.group for w in default}
+    assert {"seed", "3d_unet", "3d_i3d", "3d_resnext101", "x3d_dw", "movinet_dw", "sweep"} <= groups
+    with pytest.raises(ValueError, match="unknown workload set"):
+        load("nope")
+
+
+def test_seed_example_flops():
+    assert seed_example().spec.flops == 2 * 4 * 8 * 8 * 8 * 32 * 27 * 128
+
+
+def test_summarize():
+    stats = summarize([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert stats["median_s"] == 3.0 and stats["min_s"] == 1.0 and stats["repeats"] == 5
+    assert stats["iqr_s"] == pytest.approx(2.0)
+
+
+def test_time_call_meets_minimums_and_returns_output():
+    spec = seed_example().spec
+    x, w, b = make_arrays(spec, "float32", "normal", 0)
+    result = time_call(get_backend("numpy-im2col"), x[:1], w, b, spec.conv_kwargs(),
+                       min_repeats=3, min_seconds=0.05)
+    assert result["repeats"] >= 3 and result["first_call_s"] >= result["prepare_s"] > 0
+    assert result["output"].shape == (1, 8, 8, 8, 32) and result["traced_peak_bytes"] > 0
+
+
+def test_memory_budget_reduces_batch_then_skips():
+    workload = seed_example()
+    need = memory_estimate(workload.spec, 4)
+    fitted, _ = fit_to_budget(workload, need - 1, 4)
+    assert fitted.spec.batch == 2 and "batch reduced from 4 to 2" in fitted.note
+    skipped, message = fit_to_budget(workload, 1, 4)
+    assert skipped is None and "skipped" in message
+
+
+def test_gate_rejects_a_wrong_output_for_large_layers():
+    spec = load("default")[0][1].spec  # U-Net conv_7: too large for the reference
+    assert numpy_float64_trusted(spec)
+    x, w, b = make_arrays(spec, "float32", "normal", 0)
+    truth = truth_for(spec, x, w, b)
+    assert truth.source == "numpy-im2col float64"
+    good = get_backend("numpy-im2col").conv3d(x, w, b, **spec.conv_kwargs())
+    assert verify(truth, good, x, w, "float32", "float32", False).status == "PASS"
+    bad = good.copy()
+    bad[0, 3, 3, 3, 7] += 0.5 * np.abs(good).max()  # worst-case bounds are wide at K = 6912
+    assert verify(truth, bad, x, w, "float32", "float32", False).status == "FAIL"
+
+
+def _synthetic() -> pd.DataFrame:
+    rows = []
+    for backend, speed in (("numpy-im2col", 1.0), ("torch", 2.0), ("jax", 1.5)):
+        for n in (8, 12, 16):
+            flops = 2e6 * n**3
+            rows.append(dict(workload=f"sweep spatial {n}", group="sweep", sweep="spatial", sweep_value=n,
+                             backend=backend, dtype="float32", threads=2, flops=flops,
+                             median_s=flops / (speed * 1e10), first_call_s=0.1 * speed,
+                             gflops=speed * 10, fraction_of_peak=speed / 10, status="OK", note="",
+                             message=""))
+    return pd.DataFrame(rows)
+
+
+def test_report_and_plots_from_a_table(tmp_path):
+    df = _synthetic()
+    assert baseline_times(df)["sweep spatial 8"] == pytest.approx(df[df.backend == "torch"].median_s.min())
+    summary = write_report(df, tmp_path, dict(peak_gflops=100.0, threads=2, command="test"))
+    text = summary.read_text()
+    assert "GFLOP/s" in text and "torch" in text
+    for stem in ("gflops", "peak_fraction", "scaling", "speedup", "first_call"):
+        assert (tmp_path / f"{stem}.png").stat().st_size > 1000 and (tmp_path / f"{stem}.svg").exists()
+
+
+def test_compare_mode(tmp_path):
+    before, after = _synthetic(), _synthetic()
+    after["median_s"] = after["median_s"] / 2
+    before.to_csv(tmp_path / "a.csv", index=False)
+    after.to_csv(tmp_path / "b.csv", index=False)
+    text = compare(tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "cmp").read_text()
+    assert "Geometric mean speed-up: 2.00" in text
+    assert np.allclose(pd.read_csv(tmp_path / "cmp" / "compare.csv")["speedup"], 2.0)
