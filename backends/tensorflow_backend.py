@@ -45,7 +45,8 @@ def tf_activation(name: str | None, tf):
         "hard_silu": lambda x: x * tf.nn.relu6(x + 3) / 6, "hard_swish": lambda x: x * tf.nn.relu6(x + 3) / 6,
         "hard_tanh": lambda x: tf.clip_by_value(x, -1, 1),
         "mish": lambda x: x * tf.tanh(tf.nn.softplus(x)), "log_sigmoid": tf.math.log_sigmoid,
-        "softmax": lambda x: tf.nn.softmax(x, axis=-1), "log_softmax": lambda x: tf.nn.log_softmax(x, axis=-1),
+        "softmax": lambda x: tf.nn.softmax(x, axis=-1),
+        "log_softmax": lambda x: tf.nn.log_softmax(x, axis=-1),
         "glu": glu, "sparsemax": sparsemax,
     }
     return table[name]

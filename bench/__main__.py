@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         bench.close()
     df = pd.DataFrame(rows)
-    atomic_write(args.out / "results.json", json.dumps(dict(meta=meta, rows=json.loads(df.to_json(orient="records"))), indent=1))
+    records = json.loads(df.to_json(orient="records"))
+    atomic_write(args.out / "results.json", json.dumps(dict(meta=meta, rows=records), indent=1))
     if len(df):
         print(write_report(df, args.out, meta, args.baseline))
     return 1 if (len(df) and (df["status"].isin(["WRONG", "CRASHED"])).any()) else 0

@@ -77,7 +77,8 @@ def plot_scaling(df: pd.DataFrame, out: Path) -> list[str]:
         part = sweeps[sweeps["sweep"] == sweep]
         for backend, rows in part.groupby("backend"):
             rows = rows.sort_values("flops")
-            slope = np.polyfit(np.log(rows["flops"]), np.log(rows["median_s"]), 1)[0] if len(rows) > 1 else np.nan
+            slope = (np.polyfit(np.log(rows["flops"]), np.log(rows["median_s"]), 1)[0]
+                     if len(rows) > 1 else np.nan)
             ax.loglog(rows["flops"], rows["median_s"], marker="o", label=f"{backend} (exponent {slope:.2f})")
         ax.set_title(f"sweep: {sweep}")
         ax.set_xlabel("dense FLOPs")
@@ -119,9 +120,9 @@ def winners(df: pd.DataFrame) -> pd.DataFrame:
 
 def write_report(df: pd.DataFrame, out: Path, meta: dict, baseline: str = "best-framework") -> Path:
     out.mkdir(parents=True, exist_ok=True)
+    peak_label = f"fraction of measured GEMM peak ({meta['peak_gflops']:.0f} GFLOP/s)"
     images = (_bars(df, "gflops", "GFLOP/s (dense count, median)", out, "gflops")
-              + _bars(df, "fraction_of_peak", f"fraction of measured GEMM peak ({meta['peak_gflops']:.0f} GFLOP/s)",
-                      out, "peak_fraction")
+              + _bars(df, "fraction_of_peak", peak_label, out, "peak_fraction")
               + plot_scaling(df, out) + plot_speedup(df, out, baseline) + plot_first_call(df, out))
     gflops = verified(df).pivot_table(index="workload", columns="backend", values="gflops").round(1)
     fraction = verified(df).pivot_table(index="workload", columns="backend",
@@ -159,12 +160,14 @@ def compare(before: Path, after: Path, out: Path) -> Path:
     merged = a.merge(b, on=keys, suffixes=("_before", "_after"))
     merged["speedup"] = merged["median_s_before"] / merged["median_s_after"]
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "compare.csv", merged[keys + ["median_s_before", "median_s_after", "speedup"]].to_csv(index=False))
+    columns = keys + ["median_s_before", "median_s_after", "speedup"]
+    atomic_write(out / "compare.csv", merged[columns].to_csv(index=False))
     images = _bars(merged.assign(status="OK"), "speedup", f"speed-up of {after.name} over {before.name}",
                    out, "compare")
     table = merged.pivot_table(index="workload", columns="backend", values="speedup").round(2)
     atomic_write(out / "compare.md", "\n".join([
-        f"# {after} vs {before}", "", f"Geometric mean speed-up: {np.exp(np.log(merged['speedup']).mean()):.2f}",
+        f"# {after} vs {before}", "",
+        f"Geometric mean speed-up: {np.exp(np.log(merged['speedup']).mean()):.2f}",
         "", markdown_table(table), "", *[f"![compare]({n})" for n in images if n.endswith(".png")], ""]))
     return out / "compare.md"
 

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from backends.registry import available_backends, get_backend
+from backends.worker import LoadError, Worker
 from conformance.cases import Case, InvalidCase
 from conformance.data import REGIMES
 from conformance.engine import CHECKS, DEFAULT_DB, Job, run_jobs
@@ -21,7 +22,6 @@ from conformance.judge import FAILING
 from conformance.profiles import DEFAULT_PROFILE, PROFILES
 from conformance.properties import PROPERTIES, Problem, check_property
 from conformance.report import write_report
-from backends.worker import LoadError, Worker
 from reference.spec import Conv3DSpec
 
 
@@ -39,7 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per case before CRASHED")
     p.add_argument("--no-db", action="store_true", help="do not replay or store failing examples")
     single = p.add_argument_group("re-run one case (what a repro line does)")
-    single.add_argument("--case", help="descriptor, e.g. g1_mb1_ic3id5ih5iw5_oc4_kd3kh3kw3_sd1sh1sw1_dd1dh1dw1_valid_cl_linear_bias")
+    single.add_argument("--case", help="descriptor, e.g. "
+                        "g1_mb1_ic3id5ih5iw5_oc4_kd3kh3kw3_sd1sh1sw1_dd1dh1dw1_valid_cl_linear_bias")
     single.add_argument("--dtype", default="float32")
     single.add_argument("--data", choices=REGIMES, default="normal")
     single.add_argument("--invalid", help="an invalid call as JSON (from a repro line)")
@@ -101,8 +102,10 @@ def _progress(total: int):
         bar.write(f"{job.backend:>18} {job.check:<10} {len(rows):5d} cases  " +
                   " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
         for row in rows:
-            if row["status"] in FAILING and (row.get("shrunk") or row["check"] not in ("exact", "realistic", "extreme", "invalid")):
-                bar.write(f"    {row['status']}: {row['message'].splitlines()[0][:200]}\n    repro: {row['repro']}")
+            generated = row["check"] in ("exact", "realistic", "extreme", "invalid")
+            if row["status"] in FAILING and (row.get("shrunk") or not generated):
+                first_line = row["message"].splitlines()[0][:200] if row["message"] else ""
+                bar.write(f"    {row['status']}: {first_line}\n    repro: {row['repro']}")
         bar.update(1)
 
     return bar, on_rows

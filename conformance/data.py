@@ -71,7 +71,8 @@ def _reals(rng: np.random.Generator, spec: Conv3DSpec, regime: str, dtype: np.dt
         return rng.standard_normal(xs) * top, rng.standard_normal(ws) * top, rng.standard_normal(spec.filters)
     if regime == "subnormal":  # inputs around the smallest normal, products deep in subnormals
         tiny = float(info.smallest_normal)
-        return rng.standard_normal(xs) * tiny, rng.standard_normal(ws), rng.standard_normal(spec.filters) * tiny
+        x, b = rng.standard_normal(xs) * tiny, rng.standard_normal(spec.filters) * tiny
+        return x, rng.standard_normal(ws), b
     raise ValueError(f"unknown data regime {regime!r}; choose from {', '.join(REGIMES)}")
 
 

@@ -17,13 +17,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from backends.worker import LoadError, Worker
 from conformance import strategies
 from conformance.execute import run_case, run_invalid
-from conformance.fixed import workload_cases, worked_cases
+from conformance.fixed import worked_cases, workload_cases
 from conformance.judge import CRASHED, FAILING, UNSUPPORTED
 from conformance.profiles import PROFILES, Profile
 from conformance.properties import PROPERTIES, Problem, check_property
-from backends.worker import LoadError, Worker
 
 DEFAULT_DB = Path(".conformance/db")
 GENERATED = {"exact": strategies.exact_cases, "realistic": strategies.realistic_cases,
@@ -100,7 +100,8 @@ def run_check(job: Job) -> list[dict]:
         worker = Worker(job.backend, threads=job.threads, timeout_s=job.timeout_s)
     except LoadError as exc:
         return [dict(backend=job.backend, check=job.check, case=f"load:{job.backend}",
-                     status=CRASHED, message=str(exc), repro=f"python -m conformance --backend {job.backend}")]
+                     status=CRASHED, message=str(exc),
+                     repro=f"python -m conformance --backend {job.backend}")]
     with worker:
         if not worker.availability.ok:
             return [dict(backend=worker.name, check=job.check, case=f"load:{job.backend}",

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from backends.worker import Worker
 from conformance.cases import Case, InvalidCase
 from conformance.data import make_arrays, numpy_dtype
-from conformance.judge import (ACCEPTED_INVALID, CRASHED, FAIL, FAILING, KNOWN_FAIL,
-                               NONDETERMINISTIC, PASS, REJECTED_VALID, UNSUPPORTED, judge)
+from conformance.judge import (
+    ACCEPTED_INVALID,
+    CRASHED,
+    FAIL,
+    FAILING,
+    KNOWN_FAIL,
+    NONDETERMINISTIC,
+    PASS,
+    REJECTED_VALID,
+    UNSUPPORTED,
+    judge,
+)
 from conformance.known_deviations import known_deviation
-from backends.worker import Worker
 from reference.conv import evaluate
 
 REFUSALS = ("ValueError", "TypeError", "NotImplementedError")

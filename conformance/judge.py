@@ -181,7 +181,8 @@ def judge(ev: Evaluation, got: np.ndarray, x: np.ndarray, kernel: np.ndarray, dt
     finite = np.isfinite(got64) & np.isfinite(ref)
     acc_max = float(_format_info(precision).max)
     s_overflow = ev.abs_sum * (1 + gamma(ev.spec.taps + 1, UNIT_ROUNDOFF[precision])) >= acc_max
-    if isinstance(ev.spec.activation, str) and ACTIVATIONS[ev.spec.activation].axis:  # overflow anywhere spoils the row
+    # an axis activation mixes the row: overflow anywhere in it spoils all of it
+    if isinstance(ev.spec.activation, str) and ACTIVATIONS[ev.spec.activation].axis:
         s_overflow = np.broadcast_to(np.any(s_overflow, axis=-1, keepdims=True), ref.shape)
     special_ok = _non_finite_ok(got64, ref, bound, s_overflow, float(np.finfo(numpy_dtype(dtype)).max))
     ratio = np.where(finite, ratio, np.where(special_ok, 0.0, np.inf))

@@ -33,7 +33,7 @@ def _non_integer_tuple(case) -> bool:
     if not isinstance(case, InvalidCase) or case.rule not in ("strides", "dilation_rate"):
         return False
     value = case.args.get(case.rule)
-    return isinstance(value, list) and any(isinstance(v, float) for v in value)
+    return isinstance(value, (list, tuple)) and any(isinstance(v, float) for v in value)
 
 
 DEVIATIONS = (

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backends.worker import Worker
 from conformance.data import PRECISION_BITS, numpy_dtype
 from conformance.execute import REFUSALS
 from conformance.judge import CRASHED, FAIL, PASS, REJECTED_VALID, UNSUPPORTED
-from backends.worker import Worker
 
 
 class _Refused(Exception):
@@ -124,7 +124,8 @@ def same_is_valid_on_padded_input(f, p, rng):
 
 
 def batch_split(f, p, rng):
-    x, w = _ints(rng, (max(p.batch, 2), *p.spatial, p.channels)), _ints(rng, (*p.kernel, p.channels, p.filters))
+    x = _ints(rng, (max(p.batch, 2), *p.spatial, p.channels))
+    w = _ints(rng, (*p.kernel, p.channels, p.filters))
     return f(x, w)[1:2], f(x[1:2], w)
 
 

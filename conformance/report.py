@@ -91,7 +91,8 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
         finite = df[df["status"].isin(["PASS", "MISTRUSTED"])]
         counts["worst error/bound (passing)"] = finite.groupby("backend")["max_ratio"].max()
     if "check_seconds" in df:
-        counts["seconds"] = df.groupby(["backend", "check"])["check_seconds"].first().groupby("backend").sum().round(1)
+        per_check = df.groupby(["backend", "check"])["check_seconds"].first()
+        counts["seconds"] = per_check.groupby("backend").sum().round(1)
     return counts
 
 
@@ -141,7 +142,8 @@ def _markdown(df: pd.DataFrame, meta: dict, images: list[str]) -> str:
         lines += ["None.", ""]
     for _, row in failing.iterrows():
         shrunk = " (shrunk)" if row.get("shrunk") is True else ""
-        lines += [f"- **{row['backend']}** {row['status']}{shrunk}: {str(row['message']).splitlines()[0][:300]}",
+        first_line = str(row["message"]).splitlines()[0][:300] if row["message"] else ""
+        lines += [f"- **{row['backend']}** {row['status']}{shrunk}: {first_line}",
                   f"  `{row['repro']}`"]
     known = df[df["status"] == "KNOWN-FAIL"]
     if len(known):

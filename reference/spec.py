@@ -226,7 +226,8 @@ class Conv3DSpec:
     # ---- descriptor ---------------------------------------------------------------------
     @property
     def descriptor(self) -> str:
-        """Canonical benchdnn-style id, e.g. g2_mb2_ic4id8ih8iw8_oc6_kd2kh2kw3_sd2sh1sw2_dd1dh1dw1_same_cl_relu_bias."""
+        """Canonical benchdnn-style id:
+        g2_mb2_ic4id8ih8iw8_oc6_kd2kh2kw3_sd2sh1sw2_dd1dh1dw1_same_cl_relu_bias."""
         if callable(self.activation):
             raise ValueError("a spec with a callable activation has no descriptor")
         (d, h, w), (kd, kh, kw) = self.in_spatial, self.kernel_size

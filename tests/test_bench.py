@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from backends import get_backend
 from bench.report import baseline_times, compare, write_report
 from bench.run import fit_to_budget, memory_estimate
 from bench.timing import summarize, time_call
 from bench.verify import numpy_float64_trusted, truth_for, verify
 from bench.workloads import all_csv_layers, load, seed_example
-from backends import get_backend
 from conformance.data import make_arrays
 from conformance.fixed import workload_rows, workload_spec
 

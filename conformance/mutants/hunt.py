@@ -1,4 +1,4 @@
-"""Hunting mutants (python -m conformance.mutants): run the default profile against every mutant; print the kill table.
+"""Hunting mutants (python -m conformance.mutants): the default profile against every mutant.
 
 Each mutant's checks run in a fixed order until one yields an expected status. cases_to_catch
 counts the cases of the catching check up to the first caught one (before shrinking);

@@ -34,7 +34,8 @@ class Mutant(Backend):
     def _prepare(self, spec, x, kernel, bias) -> Prepared:
         def run() -> np.ndarray:
             x_cl = x if spec.channels_last else self.to_channels_last(x)
-            out = self.conv(spec, x_cl, kernel.astype(x.dtype), None if bias is None else bias.astype(x.dtype))
+            b = None if bias is None else bias.astype(x.dtype)
+            out = self.conv(spec, x_cl, kernel.astype(x.dtype), b)
             if not spec.channels_last:
                 out = np.moveaxis(out, -1, 1)
             return self.activate(spec, out).astype(x.dtype, copy=False)
