@@ -75,5 +75,6 @@ class JaxBackend(Backend):
             return act(y)
 
         args = [jax.device_put(a) if a is not None else None for a in (x, kernel, bias)]
-        return Prepared(run=lambda: conv(*args), to_numpy=lambda y: np.ascontiguousarray(np.asarray(y)),
-                        synchronize=lambda: None)
+        # JAX dispatches asynchronously: a run ends when its result is ready
+        return Prepared(run=lambda: conv(*args).block_until_ready(),
+                        to_numpy=lambda y: np.ascontiguousarray(np.asarray(y)))

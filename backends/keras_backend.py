@@ -71,7 +71,12 @@ class KerasBackend(Backend):
         if bias is not None:
             layer.bias.assign(check_floating("bias", bias))
         inputs = keras.ops.convert_to_tensor(x)
-        return Prepared(run=lambda: layer(inputs),
+
+        def run():
+            y = layer(inputs)
+            return y.block_until_ready() if hasattr(y, "block_until_ready") else y  # JAX is async
+
+        return Prepared(run=run,
                         to_numpy=lambda y: np.ascontiguousarray(keras.ops.convert_to_numpy(y)))
 
 

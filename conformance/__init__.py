@@ -1,0 +1,1 @@
+"""Conformance engine: generate, run, judge and report Conv3D cases against the reference."""

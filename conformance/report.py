@@ -48,8 +48,21 @@ def environment() -> dict:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             pass
-    return dict(python=sys.version.split()[0], platform=platform.platform(),
-                cpu=platform.processor() or platform.machine(), cores=os.cpu_count(), **versions)
+    from threadpoolctl import threadpool_info
+
+    blas = [f"{i['internal_api']} {i.get('version')} ({i.get('architecture')} kernels, "
+            f"{i['num_threads']} threads)" for i in threadpool_info()]
+    return dict(python=sys.version.split()[0], platform=platform.platform(), cpu=_cpu_model(),
+                cores=os.cpu_count(), blas=blas,
+                openblas_coretype=os.environ.get("OPENBLAS_CORETYPE", "(auto)"), **versions)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            return next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
 
 
 def _activation_kind(name: object) -> str:

@@ -12,10 +12,16 @@ import random
 import numpy as np
 
 from backends.base import Backend, Capabilities, Prepared
-from backends.numpy_im2col import DEFAULT_WORKSPACE_BYTES, conv3d_channels_last, gather_columns
+from backends.im2col import conv3d_channels_last
+from backends.numpy_im2col import DEFAULT_WORKSPACE_BYTES
 from conformance.judge import ACCEPTED_INVALID, FAIL, NONDETERMINISTIC, REJECTED_VALID
 from reference.activations import apply_activation
 from reference.spec import Conv3DSpec, spec_for_arrays
+
+
+def _conv(x: np.ndarray, kernel: np.ndarray, bias, spec: Conv3DSpec) -> np.ndarray:
+    """numpy-im2col's channels-last convolution (pre-activation)."""
+    return conv3d_channels_last(np, x, kernel, bias, spec, DEFAULT_WORKSPACE_BYTES)
 
 
 def respec(spec: Conv3DSpec, **changes) -> Conv3DSpec:
@@ -46,7 +52,7 @@ class Mutant(Backend):
         return np.moveaxis(x, 1, -1)
 
     def conv(self, spec: Conv3DSpec, x: np.ndarray, kernel: np.ndarray, bias) -> np.ndarray:
-        return conv3d_channels_last(x, kernel, bias, spec, DEFAULT_WORKSPACE_BYTES)
+        return _conv(x, kernel, bias, spec)
 
     def activate(self, spec: Conv3DSpec, out: np.ndarray) -> np.ndarray:
         return apply_activation(out, spec.activation)
@@ -62,7 +68,7 @@ def _conv_padded(spec: Conv3DSpec, x: np.ndarray, kernel, bias, pads) -> np.ndar
         widths[axis] = (max(before, 0), max(after, 0))
         x = np.pad(x, widths)
     valid = respec(spec, padding="valid", data_format="channels_last", input_shape=x.shape)
-    return conv3d_channels_last(x, kernel, bias, valid, DEFAULT_WORKSPACE_BYTES)
+    return _conv(x, kernel, bias, valid)
 
 
 class FlippedKernel(Mutant):
@@ -124,8 +130,7 @@ class DilationIgnoredOnW(Mutant):
 
     def conv(self, spec, x, kernel, bias):
         dd, dh, _ = spec.dilation_rate
-        return conv3d_channels_last(x, kernel, bias, respec(spec, dilation_rate=(dd, dh, 1)),
-                                    DEFAULT_WORKSPACE_BYTES)
+        return _conv(x, kernel, bias, respec(spec, dilation_rate=(dd, dh, 1)))
 
 
 class DilationAsInputStride(Mutant):
@@ -137,8 +142,7 @@ class DilationAsInputStride(Mutant):
     def conv(self, spec, x, kernel, bias):
         if max(spec.dilation_rate) == 1:
             return super().conv(spec, x, kernel, bias)
-        return conv3d_channels_last(x, kernel, bias, respec(spec, strides=spec.dilation_rate,
-                                                             dilation_rate=1), DEFAULT_WORKSPACE_BYTES)
+        return _conv(x, kernel, bias, respec(spec, strides=spec.dilation_rate, dilation_rate=1))
 
 
 class StrideOnWrongAxis(Mutant):
@@ -147,8 +151,7 @@ class StrideOnWrongAxis(Mutant):
     bug_class = "stride applied to the wrong axis"
 
     def conv(self, spec, x, kernel, bias):
-        return conv3d_channels_last(x, kernel, bias, respec(spec, strides=spec.strides[::-1]),
-                                    DEFAULT_WORKSPACE_BYTES)
+        return _conv(x, kernel, bias, respec(spec, strides=spec.strides[::-1]))
 
 
 class GroupsInterleaved(Mutant):
@@ -174,8 +177,7 @@ class ChannelsFirstKernelSpatialReversed(Mutant):
             return super().conv(spec, x, kernel, bias)
         swapped = np.ascontiguousarray(np.transpose(kernel, (2, 1, 0, 3, 4)))
         wrong = respec(spec, kernel_size=swapped.shape[:3])
-        out = conv3d_channels_last(x, swapped, bias, wrong, DEFAULT_WORKSPACE_BYTES)
-        return out
+        return _conv(x, swapped, bias, wrong)
 
 
 class ChannelsFirstReshapedNotTransposed(Mutant):
@@ -258,21 +260,21 @@ class SoftmaxOverChannels(Mutant):
 
 
 class Float16Accumulation(Mutant):
-    """Partial sums kept in float16 while declaring float32. Exposed by realistic data with
-    more than a few taps: errors near 2^-11 * |y| break the float32 bound."""
+    """Partial sums over kernel taps kept in float16 while declaring float32. Exposed by realistic
+    data: errors near 2^-11 * |y| break the float32 bound."""
 
     bug_class = "float16 accumulation"
 
     def conv(self, spec, x, kernel, bias):
         if x.dtype == np.float64:
             return super().conv(spec, x, kernel, bias)
-        groups, fg = spec.groups, spec.filters // spec.groups
-        cols = gather_columns(np.pad(x, ((0, 0), *spec.pads, (0, 0))), spec, 0, spec.output_spatial[0])
-        weights = np.moveaxis(kernel.reshape(spec.taps, groups, fg), 1, 0)
-        acc = np.zeros((groups, cols.shape[1], fg), dtype=np.float16)
-        for t in range(spec.taps):  # one tap at a time, the running sum rounded to float16
-            acc = (acc + (cols[:, :, t, None] * weights[:, None, t, :]).astype(np.float16)).astype(np.float16)
-        out = np.moveaxis(acc.astype(x.dtype), 0, 1).reshape(spec.batch, *spec.output_spatial, spec.filters)
+        acc = None
+        for tap in np.ndindex(*spec.kernel_size):  # one tap at a time, the running sum in float16
+            single = np.zeros_like(kernel)
+            single[tap] = kernel[tap]
+            part = _conv(x, single, None, spec).astype(np.float16)
+            acc = part if acc is None else (acc + part).astype(np.float16)
+        out = acc.astype(x.dtype)
         return out if bias is None else out + bias
 
 

@@ -1,0 +1,159 @@
+"""Conv3D by im2col + GEMM, written once for any NumPy-like array namespace (numpy, cupy).
+
+The output is computed tile by tile (one sample, a range of output depth rows, a range of output
+height rows); each tile pads only the input slab it reads, so the extra memory of a call is bounded
+by the workspace, whatever the layer. Three paths, chosen per layer by `choose_path`:
+- pointwise (1x1x1 kernel, no padding): the input rows are already the columns: one GEMM;
+- depthwise (one input channel per group): a direct multiply-add per kernel tap, no GEMM;
+- im2col: columns gathered per tile (packing copies may run on a thread pool), one GEMM per
+  group, written straight into the output when the tile is contiguous and there is one group.
+Accumulation stays in the input dtype, so the float32 bound of VERIFICATION.md applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from reference.spec import Conv3DSpec
+
+CHUNK_TARGET_BYTES = 16 * 2**20  # column buffer per tile: big GEMMs, cache-friendly packing
+
+
+def choose_path(spec: Conv3DSpec) -> str:
+    if spec.kernel_size == (1, 1, 1) and not any(sum(p) for p in spec.pads):
+        return "pointwise"
+    if spec.in_channels == spec.groups and spec.groups > 1:
+        return "depthwise"
+    return "im2col"
+
+
+def _taps(spec: Conv3DSpec) -> list[tuple[int, int, int]]:
+    kd, kh, kw = spec.kernel_size
+    return [(a, b, c) for a in range(kd) for b in range(kh) for c in range(kw)]
+
+
+def _extent(count: int, k: int, s: int, d: int) -> int:
+    """Input extent read by `count` consecutive outputs along one axis."""
+    return (count - 1) * s + d * (k - 1) + 1
+
+
+def _slab(xp, sample, spec: Conv3DSpec, tile: tuple[int, int, int, int]):
+    """The zero-padded input block read by output rows [od0, od1) x [oh0, oh1), all of W."""
+    od0, od1, oh0, oh1 = tile
+    (pd, _), (ph, _), (pw0, pw1) = spec.pads
+    bounds = []
+    for (o0, o1, pad), n, k, s, d in zip(((od0, od1, pd), (oh0, oh1, ph)), sample.shape[1:3],
+                                         spec.kernel_size, spec.strides, spec.dilation_rate):
+        start = o0 * s - pad
+        stop = start + _extent(o1 - o0, k, s, d)
+        bounds.append((start, stop, max(start, 0), min(stop, n)))
+    (d_start, d_stop, d_lo, d_hi), (h_start, h_stop, h_lo, h_hi) = bounds
+    block = sample[:, d_lo:d_hi, h_lo:h_hi]
+    return xp.pad(block, ((0, 0), (d_lo - d_start, d_stop - d_hi), (h_lo - h_start, h_stop - h_hi),
+                          (pw0, pw1), (0, 0)))
+
+
+def _tap_view(slab, spec: Conv3DSpec, rows: int, cols_h: int, tap: tuple[int, int, int]):
+    (sd, sh, sw), (dd, dh, dw) = spec.strides, spec.dilation_rate
+    a, b, c = tap
+    wo = spec.output_spatial[2]
+    return slab[:, a * dd:a * dd + (rows - 1) * sd + 1:sd, b * dh:b * dh + (cols_h - 1) * sh + 1:sh,
+                c * dw:c * dw + (wo - 1) * sw + 1:sw, :]
+
+
+def tiles(spec: Conv3DSpec, bytes_per_output_pixel: int, target: int) -> Iterator[tuple[int, int, int, int]]:
+    """(od0, od1, oh0, oh1) tiles whose per-tile buffers stay under `target` bytes."""
+    do, ho, wo = spec.output_spatial
+    pixels = max(1, target // max(bytes_per_output_pixel, 1))
+    if pixels >= ho * wo:
+        rows = min(do, pixels // (ho * wo))
+        for od0 in range(0, do, rows):
+            yield od0, min(do, od0 + rows), 0, ho
+    else:
+        hs = max(1, pixels // wo)
+        for od0 in range(do):
+            for oh0 in range(0, ho, hs):
+                yield od0, od0 + 1, oh0, min(ho, oh0 + hs)
+
+
+def _pointwise(xp, x, kernel, spec: Conv3DSpec, target: int):
+    """1x1x1 without padding: each (strided) input pixel row times the kernel, tile by tile."""
+    sd, sh, sw = spec.strides
+    groups, cg, fg = spec.groups, spec.in_channels // spec.groups, spec.filters // spec.groups
+    w = xp.moveaxis(kernel.reshape(cg, groups, fg), 1, 0)  # (G, Cg, Fg)
+    out = xp.empty((spec.batch, *spec.output_spatial, spec.filters), dtype=x.dtype)
+    for i in range(spec.batch):
+        for od0, od1, oh0, oh1 in tiles(spec, spec.in_channels * x.dtype.itemsize, target):
+            rows = x[i, od0 * sd:(od1 - 1) * sd + 1:sd, oh0 * sh:(oh1 - 1) * sh + 1:sh, ::sw]
+            m = rows.shape[0] * rows.shape[1] * rows.shape[2]
+            a = xp.moveaxis(rows.reshape(m, groups, cg), 1, 0)  # (G, M, Cg)
+            product = xp.matmul(a, w)  # (G, M, Fg)
+            out[i, od0:od1, oh0:oh1] = xp.moveaxis(product, 0, 1).reshape(*rows.shape[:3], spec.filters)
+    return out
+
+
+def _depthwise(xp, x, kernel, spec: Conv3DSpec, target: int):
+    """out[..., g*fg + j] = sum over taps of x[..., g] * w[tap, 0, g*fg + j], tile by tile."""
+    fg = spec.filters // spec.groups
+    w = kernel.reshape(-1, spec.filters)
+    out = xp.zeros((spec.batch, *spec.output_spatial, spec.filters), dtype=x.dtype)
+    per_pixel = spec.filters * x.dtype.itemsize * 4  # accumulator, product, slab share
+    for i in range(spec.batch):
+        for tile in tiles(spec, per_pixel, target):
+            od0, od1, oh0, oh1 = tile
+            slab = _slab(xp, x[i:i + 1], spec, tile)
+            if fg > 1:  # channel g feeds filters g*fg .. g*fg + fg - 1
+                slab = xp.repeat(slab, fg, axis=-1)
+            acc = out[i:i + 1, od0:od1, oh0:oh1]
+            for t, tap in enumerate(_taps(spec)):
+                acc += _tap_view(slab, spec, od1 - od0, oh1 - oh0, tap) * w[t]
+    return out
+
+
+def _im2col(xp, x, kernel, spec: Conv3DSpec, target: int, run_all: Callable):
+    groups, cg, fg = spec.groups, spec.in_channels // spec.groups, spec.filters // spec.groups
+    k, (_, ho, wo) = spec.taps, spec.output_spatial
+    weights = xp.moveaxis(kernel.reshape(k, groups, fg), 1, 0)  # (G, K, Fg)
+    out = xp.empty((spec.batch, *spec.output_spatial, spec.filters), dtype=x.dtype)
+    per_pixel = groups * k * x.dtype.itemsize
+    for i in range(spec.batch):
+        for tile in tiles(spec, per_pixel, target):
+            od0, od1, oh0, oh1 = tile
+            rows, hs = od1 - od0, oh1 - oh0
+            slab = _slab(xp, x[i:i + 1], spec, tile)
+            cols = xp.empty((groups, rows, hs, wo, *spec.kernel_size, cg), dtype=x.dtype)
+
+            def copy(tap, slab=slab, cols=cols, rows=rows, hs=hs):
+                def run():
+                    view = _tap_view(slab, spec, rows, hs, tap)[0]  # (rows, hs, wo, C)
+                    cols[(slice(None),) * 4 + tap] = xp.moveaxis(view.reshape(rows, hs, wo, groups, cg), 3, 0)
+                return run
+
+            run_all([copy(tap) for tap in _taps(spec)])
+            cols = cols.reshape(groups, rows * hs * wo, k)
+            target_view = out[i, od0:od1, oh0:oh1]
+            if groups == 1 and hs == ho:  # contiguous: the GEMM writes the output directly
+                xp.matmul(cols[0], weights[0], out=target_view.reshape(-1, spec.filters))
+            else:
+                product = xp.matmul(cols, weights)  # (G, M, Fg)
+                target_view[...] = xp.moveaxis(product, 0, 1).reshape(rows, hs, wo, spec.filters)
+    return out
+
+
+def conv3d_channels_last(xp, x, kernel, bias, spec: Conv3DSpec, workspace_bytes: int,
+                         run_all: Callable | None = None):
+    """Pre-activation output (N, Do, Ho, Wo, F) for a channels-last input, in x's dtype.
+
+    run_all(list of callables) runs the packing copies of a tile (they touch disjoint columns);
+    by default one after the other, e.g. a thread pool's map with NumPy (copies release the GIL)."""
+    path = choose_path(spec)
+    target = min(workspace_bytes // 4, CHUNK_TARGET_BYTES)
+    if path == "pointwise":
+        out = _pointwise(xp, x, kernel, spec, target)
+    elif path == "depthwise":
+        out = _depthwise(xp, x, kernel, spec, target)
+    else:
+        out = _im2col(xp, x, kernel, spec, target, run_all or (lambda fns: [f() for f in fns]))
+    if bias is not None:
+        out += bias
+    return out
