@@ -1,22 +1,23 @@
 """Conv3D by im2col + GEMM, written once for any NumPy-like array namespace (numpy, cupy).
 
-The output is computed tile by tile (one sample, a range of output depth rows, a range of output
-height rows); each tile pads only the input slab it reads, so the extra memory of a call is bounded
-by the workspace, whatever the layer. Three paths, chosen per layer by `choose_path`:
+The output is computed tile by tile (a range of samples, or one sample's range of output depth
+rows, or one depth row's range of height rows); each tile pads only the input slab it reads, so the
+extra memory of a call is bounded by the workspace, whatever the layer. Three paths, chosen per
+layer by `choose_path`:
 - pointwise (1x1x1 kernel, no padding): the input rows are already the columns: one GEMM;
 - depthwise (one input channel per group): a direct multiply-add per kernel tap, no GEMM;
-- im2col: columns gathered per tile (packing copies may run on a thread pool), one GEMM per
-  group, written straight into the output when the tile is contiguous and there is one group.
+- im2col: columns gathered per tile, one GEMM per group, written straight into the output when
+  the tile is contiguous and there is one group.
 Accumulation stays in the input dtype, so the float32 bound of VERIFICATION.md applies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from reference.spec import Conv3DSpec
 
-CHUNK_TARGET_BYTES = 16 * 2**20  # column buffer per tile: big GEMMs, cache-friendly packing
+CHUNK_TARGET_BYTES = 64 * 2**20  # column buffer per tile (measured: larger GEMMs win up to here)
 
 
 def choose_path(spec: Conv3DSpec) -> str:
@@ -37,9 +38,10 @@ def _extent(count: int, k: int, s: int, d: int) -> int:
     return (count - 1) * s + d * (k - 1) + 1
 
 
-def _slab(xp, sample, spec: Conv3DSpec, tile: tuple[int, int, int, int]):
-    """The zero-padded input block read by output rows [od0, od1) x [oh0, oh1), all of W."""
-    od0, od1, oh0, oh1 = tile
+def _slab(xp, x, spec: Conv3DSpec, tile: Tile):
+    """The zero-padded input block read by a tile (all of W)."""
+    n0, n1, od0, od1, oh0, oh1 = tile
+    sample = x[n0:n1]
     (pd, _), (ph, _), (pw0, pw1) = spec.pads
     bounds = []
     for (o0, o1, pad), n, k, s, d in zip(((od0, od1, pd), (oh0, oh1, ph)), sample.shape[1:3],
@@ -54,6 +56,7 @@ def _slab(xp, sample, spec: Conv3DSpec, tile: tuple[int, int, int, int]):
 
 
 def _tap_view(slab, spec: Conv3DSpec, rows: int, cols_h: int, tap: tuple[int, int, int]):
+    """The input values a kernel tap meets over a tile: (samples, rows, cols_h, Wo, C)."""
     (sd, sh, sw), (dd, dh, dw) = spec.strides, spec.dilation_rate
     a, b, c = tap
     wo = spec.output_spatial[2]
@@ -61,19 +64,29 @@ def _tap_view(slab, spec: Conv3DSpec, rows: int, cols_h: int, tap: tuple[int, in
                 c * dw:c * dw + (wo - 1) * sw + 1:sw, :]
 
 
-def tiles(spec: Conv3DSpec, bytes_per_output_pixel: int, target: int) -> Iterator[tuple[int, int, int, int]]:
-    """(od0, od1, oh0, oh1) tiles whose per-tile buffers stay under `target` bytes."""
-    do, ho, wo = spec.output_spatial
+Tile = tuple[int, int, int, int, int, int]  # (n0, n1, od0, od1, oh0, oh1)
+
+
+def tiles(spec: Conv3DSpec, bytes_per_output_pixel: int, target: int) -> Iterator[Tile]:
+    """Tiles whose per-tile buffers stay under `target` bytes: whole samples when they fit,
+    else depth rows of one sample, else height rows of one depth row."""
+    n, (do, ho, wo) = spec.batch, spec.output_spatial
     pixels = max(1, target // max(bytes_per_output_pixel, 1))
-    if pixels >= ho * wo:
-        rows = min(do, pixels // (ho * wo))
-        for od0 in range(0, do, rows):
-            yield od0, min(do, od0 + rows), 0, ho
+    if pixels >= do * ho * wo:
+        step = min(n, pixels // (do * ho * wo))
+        for n0 in range(0, n, step):
+            yield n0, min(n, n0 + step), 0, do, 0, ho
+    elif pixels >= ho * wo:
+        rows = pixels // (ho * wo)
+        for i in range(n):
+            for od0 in range(0, do, rows):
+                yield i, i + 1, od0, min(do, od0 + rows), 0, ho
     else:
         hs = max(1, pixels // wo)
-        for od0 in range(do):
-            for oh0 in range(0, ho, hs):
-                yield od0, od0 + 1, oh0, min(ho, oh0 + hs)
+        for i in range(n):
+            for od0 in range(do):
+                for oh0 in range(0, ho, hs):
+                    yield i, i + 1, od0, od0 + 1, oh0, min(ho, oh0 + hs)
 
 
 def _pointwise(xp, x, kernel, spec: Conv3DSpec, target: int):
@@ -82,13 +95,11 @@ def _pointwise(xp, x, kernel, spec: Conv3DSpec, target: int):
     groups, cg, fg = spec.groups, spec.in_channels // spec.groups, spec.filters // spec.groups
     w = xp.moveaxis(kernel.reshape(cg, groups, fg), 1, 0)  # (G, Cg, Fg)
     out = xp.empty((spec.batch, *spec.output_spatial, spec.filters), dtype=x.dtype)
-    for i in range(spec.batch):
-        for od0, od1, oh0, oh1 in tiles(spec, spec.in_channels * x.dtype.itemsize, target):
-            rows = x[i, od0 * sd:(od1 - 1) * sd + 1:sd, oh0 * sh:(oh1 - 1) * sh + 1:sh, ::sw]
-            m = rows.shape[0] * rows.shape[1] * rows.shape[2]
-            a = xp.moveaxis(rows.reshape(m, groups, cg), 1, 0)  # (G, M, Cg)
-            product = xp.matmul(a, w)  # (G, M, Fg)
-            out[i, od0:od1, oh0:oh1] = xp.moveaxis(product, 0, 1).reshape(*rows.shape[:3], spec.filters)
+    for n0, n1, od0, od1, oh0, oh1 in tiles(spec, spec.in_channels * x.dtype.itemsize, target):
+        rows = x[n0:n1, od0 * sd:(od1 - 1) * sd + 1:sd, oh0 * sh:(oh1 - 1) * sh + 1:sh, ::sw]
+        a = xp.moveaxis(rows.reshape(-1, groups, cg), 1, 0)  # (G, M, Cg)
+        product = xp.matmul(a, w)  # (G, M, Fg)
+        out[n0:n1, od0:od1, oh0:oh1] = xp.moveaxis(product, 0, 1).reshape(*rows.shape[:4], spec.filters)
     return out
 
 
@@ -98,62 +109,47 @@ def _depthwise(xp, x, kernel, spec: Conv3DSpec, target: int):
     w = kernel.reshape(-1, spec.filters)
     out = xp.zeros((spec.batch, *spec.output_spatial, spec.filters), dtype=x.dtype)
     per_pixel = spec.filters * x.dtype.itemsize * 4  # accumulator, product, slab share
-    for i in range(spec.batch):
-        for tile in tiles(spec, per_pixel, target):
-            od0, od1, oh0, oh1 = tile
-            slab = _slab(xp, x[i:i + 1], spec, tile)
-            if fg > 1:  # channel g feeds filters g*fg .. g*fg + fg - 1
-                slab = xp.repeat(slab, fg, axis=-1)
-            acc = out[i:i + 1, od0:od1, oh0:oh1]
-            for t, tap in enumerate(_taps(spec)):
-                acc += _tap_view(slab, spec, od1 - od0, oh1 - oh0, tap) * w[t]
+    for tile in tiles(spec, per_pixel, target):
+        n0, n1, od0, od1, oh0, oh1 = tile
+        slab = _slab(xp, x, spec, tile)
+        if fg > 1:  # channel g feeds filters g*fg .. g*fg + fg - 1
+            slab = xp.repeat(slab, fg, axis=-1)
+        acc = out[n0:n1, od0:od1, oh0:oh1]
+        for t, tap in enumerate(_taps(spec)):
+            acc += _tap_view(slab, spec, od1 - od0, oh1 - oh0, tap) * w[t]
     return out
 
 
-def _im2col(xp, x, kernel, spec: Conv3DSpec, target: int, run_all: Callable):
+def _im2col(xp, x, kernel, spec: Conv3DSpec, target: int):
     groups, cg, fg = spec.groups, spec.in_channels // spec.groups, spec.filters // spec.groups
-    k, (_, ho, wo) = spec.taps, spec.output_spatial
+    k, wo = spec.taps, spec.output_spatial[2]
     weights = xp.moveaxis(kernel.reshape(k, groups, fg), 1, 0)  # (G, K, Fg)
     out = xp.empty((spec.batch, *spec.output_spatial, spec.filters), dtype=x.dtype)
-    per_pixel = groups * k * x.dtype.itemsize
-    for i in range(spec.batch):
-        for tile in tiles(spec, per_pixel, target):
-            od0, od1, oh0, oh1 = tile
-            rows, hs = od1 - od0, oh1 - oh0
-            slab = _slab(xp, x[i:i + 1], spec, tile)
-            cols = xp.empty((groups, rows, hs, wo, *spec.kernel_size, cg), dtype=x.dtype)
-
-            def copy(tap, slab=slab, cols=cols, rows=rows, hs=hs):
-                def run():
-                    view = _tap_view(slab, spec, rows, hs, tap)[0]  # (rows, hs, wo, C)
-                    cols[(slice(None),) * 4 + tap] = xp.moveaxis(view.reshape(rows, hs, wo, groups, cg), 3, 0)
-                return run
-
-            run_all([copy(tap) for tap in _taps(spec)])
-            cols = cols.reshape(groups, rows * hs * wo, k)
-            target_view = out[i, od0:od1, oh0:oh1]
-            if groups == 1 and hs == ho:  # contiguous: the GEMM writes the output directly
-                xp.matmul(cols[0], weights[0], out=target_view.reshape(-1, spec.filters))
-            else:
-                product = xp.matmul(cols, weights)  # (G, M, Fg)
-                target_view[...] = xp.moveaxis(product, 0, 1).reshape(rows, hs, wo, spec.filters)
+    for tile in tiles(spec, groups * k * x.dtype.itemsize, target):
+        n0, n1, od0, od1, oh0, oh1 = tile
+        samples, rows, hs = n1 - n0, od1 - od0, oh1 - oh0
+        slab = _slab(xp, x, spec, tile)
+        cols = xp.empty((groups, samples, rows, hs, wo, *spec.kernel_size, cg), dtype=x.dtype)
+        for tap in _taps(spec):
+            view = _tap_view(slab, spec, rows, hs, tap)  # (samples, rows, hs, wo, C)
+            cols[(slice(None),) * 5 + tap] = xp.moveaxis(
+                view.reshape(samples, rows, hs, wo, groups, cg), 4, 0)
+        cols = cols.reshape(groups, -1, k)
+        target_view = out[n0:n1, od0:od1, oh0:oh1]
+        if groups == 1 and target_view.flags.c_contiguous:  # the GEMM writes the output directly
+            xp.matmul(cols[0], weights[0], out=target_view.reshape(-1, spec.filters))
+        else:
+            product = xp.matmul(cols, weights)  # (G, M, Fg)
+            target_view[...] = xp.moveaxis(product, 0, 1).reshape(target_view.shape)
     return out
 
 
-def conv3d_channels_last(xp, x, kernel, bias, spec: Conv3DSpec, workspace_bytes: int,
-                         run_all: Callable | None = None):
-    """Pre-activation output (N, Do, Ho, Wo, F) for a channels-last input, in x's dtype.
-
-    run_all(list of callables) runs the packing copies of a tile (they touch disjoint columns);
-    by default one after the other, e.g. a thread pool's map with NumPy (copies release the GIL)."""
+def conv3d_channels_last(xp, x, kernel, bias, spec: Conv3DSpec, workspace_bytes: int):
+    """Pre-activation output (N, Do, Ho, Wo, F) for a channels-last input, in x's dtype."""
     path = choose_path(spec)
     target = min(workspace_bytes // 4, CHUNK_TARGET_BYTES)
-    if path == "pointwise":
-        out = _pointwise(xp, x, kernel, spec, target)
-    elif path == "depthwise":
-        out = _depthwise(xp, x, kernel, spec, target)
-    else:
-        out = _im2col(xp, x, kernel, spec, target, run_all or (lambda fns: [f() for f in fns]))
+    out = {"pointwise": _pointwise, "depthwise": _depthwise, "im2col": _im2col}[path](
+        xp, x, kernel, spec, target)
     if bias is not None:
         out += bias
     return out

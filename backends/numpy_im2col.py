@@ -1,13 +1,9 @@
 """numpy-im2col: Conv3D as tiled im2col + GEMM in NumPy (the algorithm lives in backends.im2col).
 
-The column packing runs on a thread pool (NumPy copies release the GIL) next to the
-multi-threaded BLAS GEMM; extra memory per call stays within the workspace budget.
+Extra memory per call stays within the workspace budget; the GEMM uses NumPy's BLAS threads.
 """
 
 from __future__ import annotations
-
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -27,23 +23,8 @@ class NumpyIm2col(Backend):
         notes=("activations evaluated by the reference's NumPy definitions",
                f"workspace budget {DEFAULT_WORKSPACE_BYTES // 2**20} MiB by default"))
 
-    def __init__(self, workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
-                 threads: int | None = None) -> None:
+    def __init__(self, workspace_bytes: int = DEFAULT_WORKSPACE_BYTES) -> None:
         self.workspace_bytes = workspace_bytes
-        self._pool = None
-        self._threads = threads or os.cpu_count() or 1
-
-    def set_threads(self, threads: int) -> None:
-        self._threads = threads
-        self._pool = None
-        super().set_threads(threads)
-
-    def _run_all(self, functions) -> list:
-        if self._threads <= 1 or len(functions) < 2:
-            return [f() for f in functions]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="im2col-pack")
-        return list(self._pool.map(lambda f: f(), functions))
 
     def _prepare(self, spec, x, kernel, bias) -> Prepared:
         dtype = x.dtype
@@ -52,7 +33,7 @@ class NumpyIm2col(Backend):
         bias = None if bias is None else np.asarray(bias, dtype=dtype)
 
         def run() -> np.ndarray:
-            out = conv3d_channels_last(np, x_cl, kernel, bias, spec, self.workspace_bytes, self._run_all)
+            out = conv3d_channels_last(np, x_cl, kernel, bias, spec, self.workspace_bytes)
             if not spec.channels_last:  # before the activation: axis ones act on the last axis
                 out = np.moveaxis(out, -1, 1)
             return apply_activation(out, spec.activation).astype(dtype, copy=False)

@@ -42,9 +42,9 @@ def test_grid_within_bound(dtype, workspace):
     assert paths == {"pointwise", "depthwise", "im2col"}
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_exact_regime_bitwise_with_and_without_packing_threads(threads):
-    backend = NumpyIm2col(threads=threads)
+@pytest.mark.parametrize("workspace", [256 * 2**20, 4096])
+def test_exact_regime_bitwise_whatever_the_tiling(workspace):
+    backend = NumpyIm2col(workspace_bytes=workspace)
     spec = _spec(GRID[1] | dict(activation="relu"), spatial=(9, 8, 7))
     x, w, b = make_arrays(spec, "float32", "exact", 3)
     expected = evaluate(x, w, b, **spec.conv_kwargs()).output.astype(np.float32)
@@ -57,7 +57,7 @@ def test_extra_memory_stays_within_the_workspace(kernel, groups, channels):
     spec = Conv3DSpec(filters=channels, kernel_size=kernel, groups=groups, padding="same",
                       input_shape=(2, 24, 40, 40, channels))
     x, w, b = make_arrays(spec, "float32", "normal", 0)
-    backend = NumpyIm2col(workspace_bytes=budget, threads=1)
+    backend = NumpyIm2col(workspace_bytes=budget)
     prepared = backend.prepare(x, w, b, **spec.conv_kwargs())
     output_bytes = np.prod(spec.output_shape) * 4
     tracemalloc.start()
