@@ -20,6 +20,7 @@ BUILTIN = {
     "keras-tensorflow": "backends.keras_backend:KerasTensorFlow",
     "keras-torch": "backends.keras_backend:KerasTorch",
     "keras-jax": "backends.keras_backend:KerasJax",
+    "cupy-im2col": "backends.cupy_im2col:CupyIm2col",
 }
 
 

@@ -110,6 +110,39 @@ def plot_first_call(df: pd.DataFrame, out: Path) -> list[str]:
     return _save(fig, out, "first_call")
 
 
+def versus_frameworks(df: pd.DataFrame, ours: str = "numpy-im2col") -> tuple[pd.DataFrame, list[str]]:
+    """Per workload: our time over the best raw framework's (torch, tensorflow, jax), our fraction
+    of the GEMM peak, traced extra memory; plus the summary lines (geometric mean, worst layer)."""
+    ok = verified(df)
+    mine = ok[ok["backend"] == ours].set_index("workload")
+    best = ok[ok["backend"].isin(FRAMEWORKS)].groupby("workload")["median_s"].min()
+    common = mine.index.intersection(best.index)
+    if common.empty:
+        return pd.DataFrame(), []
+    descriptors = mine.loc[common, "descriptor"]
+    compute_bound = descriptors.map(_compute_bound)
+    table = pd.DataFrame({
+        "time / best framework": (mine.loc[common, "median_s"] / best[common]).round(2),
+        "fraction of peak": mine.loc[common, "fraction_of_peak"].round(2),
+        "compute-bound": compute_bound,
+        "extra MiB (traced)": (mine.loc[common, "traced_peak_bytes"] / 2**20).round(1),
+    })
+    ratios = table["time / best framework"]
+    lines = [f"Geometric mean of {ours} time / best framework time: "
+             f"**{float(np.exp(np.log(ratios).mean())):.2f}** over {len(ratios)} workloads; "
+             f"worst {ratios.max():.2f} ({ratios.idxmax()}).",
+             f"Compute-bound layers (C/groups >= 64, kd*kh*kw >= 27): mean fraction of GEMM peak "
+             f"{table.loc[compute_bound, 'fraction of peak'].mean():.2f}."]
+    return table, lines
+
+
+def _compute_bound(descriptor: str) -> bool:
+    from reference.spec import Conv3DSpec
+
+    spec = Conv3DSpec.from_descriptor(descriptor)
+    return spec.in_channels // spec.groups >= 64 and spec.taps // (spec.in_channels // spec.groups) >= 27
+
+
 def winners(df: pd.DataFrame) -> pd.DataFrame:
     ok = verified(df)
     if ok.empty:
@@ -136,6 +169,10 @@ def write_report(df: pd.DataFrame, out: Path, meta: dict, baseline: str = "best-
              "## GFLOP/s", "", markdown_table(gflops), "",
              "## Fraction of GEMM peak", "", markdown_table(fraction), "",
              "## Fastest per workload", "", markdown_table(winners(df)), ""]
+    versus, versus_lines = versus_frameworks(df)
+    if len(versus):
+        lines += ["## numpy-im2col against the best framework", "", *versus_lines, "",
+                  markdown_table(versus), ""]
     lines += [f"![{name}]({name})" for name in images if name.endswith(".png")]
     if len(problems):
         lines += ["", "## Not timed", "", markdown_table(problems.set_index("workload"))]

@@ -53,8 +53,20 @@ def environment() -> dict:
     blas = [f"{i['internal_api']} {i.get('version')} ({i.get('architecture')} kernels, "
             f"{i['num_threads']} threads)" for i in threadpool_info()]
     return dict(python=sys.version.split()[0], platform=platform.platform(), cpu=_cpu_model(),
-                cores=os.cpu_count(), blas=blas,
+                cores=os.cpu_count(), blas=blas, gpu=_gpu(),
                 openblas_coretype=os.environ.get("OPENBLAS_CORETYPE", "(auto)"), **versions)
+
+
+def _gpu() -> str:
+    """GPU model and driver from nvidia-smi, or 'none'."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return "none"
+    done = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                           "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
+    return done.stdout.strip() or "none"
 
 
 def _cpu_model() -> str:

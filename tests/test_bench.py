@@ -110,3 +110,15 @@ def test_compare_mode(tmp_path):
     text = compare(tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "cmp").read_text()
     assert "Geometric mean speed-up: 2.00" in text
     assert np.allclose(pd.read_csv(tmp_path / "cmp" / "compare.csv")["speedup"], 2.0)
+
+
+def test_gpu_backends_report_unavailable_here_and_import_cleanly():
+    from backends.registry import get_backend
+
+    for name in ("torch-cuda", "torch-cuda-tf32", "cupy-im2col"):
+        backend = get_backend(name)
+        assert backend.capabilities.devices == ("cuda",)
+        availability = backend.availability()
+        if not availability.ok:
+            assert availability.reason and str(availability).startswith("unavailable: ")
+    assert get_backend("torch-cuda-tf32").capabilities.precision("float32") == "tf32"
