@@ -38,7 +38,7 @@ def _extent(count: int, k: int, s: int, d: int) -> int:
     return (count - 1) * s + d * (k - 1) + 1
 
 
-def _slab(xp, x, spec: Conv3DSpec, tile: Tile):
+def padded_slab(xp, x, spec: Conv3DSpec, tile: Tile):
     """The zero-padded input block read by a tile (all of W)."""
     n0, n1, od0, od1, oh0, oh1 = tile
     sample = x[n0:n1]
@@ -111,7 +111,7 @@ def _depthwise(xp, x, kernel, spec: Conv3DSpec, target: int):
     per_pixel = spec.filters * x.dtype.itemsize * 4  # accumulator, product, slab share
     for tile in tiles(spec, per_pixel, target):
         n0, n1, od0, od1, oh0, oh1 = tile
-        slab = _slab(xp, x, spec, tile)
+        slab = padded_slab(xp, x, spec, tile)
         if fg > 1:  # channel g feeds filters g*fg .. g*fg + fg - 1
             slab = xp.repeat(slab, fg, axis=-1)
         acc = out[n0:n1, od0:od1, oh0:oh1]
@@ -128,7 +128,7 @@ def _im2col(xp, x, kernel, spec: Conv3DSpec, target: int):
     for tile in tiles(spec, groups * k * x.dtype.itemsize, target):
         n0, n1, od0, od1, oh0, oh1 = tile
         samples, rows, hs = n1 - n0, od1 - od0, oh1 - oh0
-        slab = _slab(xp, x, spec, tile)
+        slab = padded_slab(xp, x, spec, tile)
         cols = xp.empty((groups, samples, rows, hs, wo, *spec.kernel_size, cg), dtype=x.dtype)
         for tap in _taps(spec):
             view = _tap_view(slab, spec, rows, hs, tap)  # (samples, rows, hs, wo, C)

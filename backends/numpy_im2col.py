@@ -1,4 +1,5 @@
-"""numpy-im2col: Conv3D as tiled im2col + GEMM in NumPy (the algorithm lives in backends.im2col).
+"""numpy-im2col: Conv3D as tiled im2col + GEMM in NumPy (the algorithm lives in backends.im2col),
+with a numba direct path for grouped layers with few channels per group (backends.direct_numba).
 
 Extra memory per call stays within the workspace budget; the GEMM uses NumPy's BLAS threads.
 """
@@ -7,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from backends import direct_numba, im2col
 from backends.base import Backend, Capabilities, Prepared
-from backends.im2col import conv3d_channels_last
 from reference.activations import apply_activation
 
 DEFAULT_WORKSPACE_BYTES = 256 * 2**20
@@ -33,7 +34,10 @@ class NumpyIm2col(Backend):
         bias = None if bias is None else np.asarray(bias, dtype=dtype)
 
         def run() -> np.ndarray:
-            out = conv3d_channels_last(np, x_cl, kernel, bias, spec, self.workspace_bytes)
+            if direct_numba.applies(spec):  # few channels per group: direct loops beat im2col
+                out = direct_numba.conv3d_channels_last(x_cl, kernel, bias, spec, self.workspace_bytes)
+            else:
+                out = im2col.conv3d_channels_last(np, x_cl, kernel, bias, spec, self.workspace_bytes)
             if not spec.channels_last:  # before the activation: axis ones act on the last axis
                 out = np.moveaxis(out, -1, 1)
             return apply_activation(out, spec.activation).astype(dtype, copy=False)

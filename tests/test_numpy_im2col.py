@@ -7,6 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from backends import direct_numba
 from backends.im2col import choose_path
 from backends.numpy_im2col import NumpyIm2col
 from conformance.data import make_arrays
@@ -27,9 +28,12 @@ def _spec(args, batch=2, spatial=(7, 6, 9), channels=6, filters=12):
     return Conv3DSpec(filters=filters, input_shape=shape, **args)
 
 
+@pytest.mark.parametrize("direct", [True, False])
 @pytest.mark.parametrize("workspace", [256 * 2**20, 4096])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_grid_within_bound(dtype, workspace):
+def test_grid_within_bound(dtype, workspace, direct, monkeypatch):
+    if not direct:  # every layer through the array-namespace im2col code that cupy-im2col shares
+        monkeypatch.setattr(direct_numba, "applies", lambda spec: False)
     backend = NumpyIm2col(workspace_bytes=workspace)
     paths = set()
     for i, args in enumerate(GRID):
