@@ -12,6 +12,7 @@ from bench.verify import numpy_float64_trusted, truth_for, verify
 from bench.workloads import all_csv_layers, load, seed_example
 from conformance.data import make_arrays
 from conformance.fixed import workload_rows, workload_spec
+from reference import Conv3DSpec
 
 
 def test_every_csv_row_parses_and_expressible_ones_map_to_valid_specs():
@@ -84,7 +85,9 @@ def _synthetic() -> pd.DataFrame:
     for backend, speed in (("numpy-im2col", 1.0), ("torch", 2.0), ("jax", 1.5)):
         for n in (8, 12, 16):
             flops = 2e6 * n**3
+            descriptor = Conv3DSpec(filters=64, kernel_size=3, input_shape=(1, n, n, n, 64)).descriptor
             rows.append(dict(workload=f"sweep spatial {n}", group="sweep", sweep="spatial", sweep_value=n,
+                             descriptor=descriptor, traced_peak_bytes=2**20,
                              backend=backend, dtype="float32", threads=2, flops=flops,
                              median_s=flops / (speed * 1e10), first_call_s=0.1 * speed,
                              gflops=speed * 10, fraction_of_peak=speed / 10, status="OK", note="",
@@ -98,6 +101,7 @@ def test_report_and_plots_from_a_table(tmp_path):
     summary = write_report(df, tmp_path, dict(peak_gflops=100.0, threads=2, command="test"))
     text = summary.read_text()
     assert "GFLOP/s" in text and "torch" in text
+    assert "numpy-im2col time / best framework time: **2.00**" in text  # torch is twice as fast
     for stem in ("gflops", "peak_fraction", "scaling", "speedup", "first_call"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 1000 and (tmp_path / f"{stem}.svg").exists()
 
