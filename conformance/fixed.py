@@ -7,6 +7,7 @@ import math
 from importlib import resources
 
 from conformance.cases import Case
+from reference.activations import ACTIVATIONS
 from reference.spec import Conv3DSpec, axis_output
 
 # (input shape channels-last, layer arguments) from SPEC.md's table of worked shapes
@@ -32,12 +33,23 @@ def _spec(shape, args, data_format="channels_last") -> Conv3DSpec:
     return Conv3DSpec(input_shape=shape, data_format=data_format, **args)
 
 
+def activation_cases() -> list[Case]:
+    """Every activation once on normal data, in both layouts: generated cases reach each of the
+    31 names only by chance, so a wrong activation could slip through a seed."""
+    return [Case(_spec((2, 5, 6, 8, 3), dict(filters=6, kernel_size=(2, 3, 2), strides=(1, 2, 1),
+                                             padding="same", activation=name), fmt),
+                 data="normal", seed=i, check="worked")
+            for i, name in enumerate(ACTIVATIONS) for fmt in ("channels_last", "channels_first")]
+
+
 def worked_cases() -> list[Case]:
-    """Every worked shape in both layouts, exact data, plus the seed example (exact and normal)."""
+    """Every worked shape in both layouts, exact data, the seed example (exact and normal), and
+    every activation."""
     out = [Case(_spec(shape, args, fmt), data="exact", check="worked")
            for shape, args in WORKED for fmt in ("channels_last", "channels_first")]
     seed = _spec(*SEED_EXAMPLE)
-    return out + [Case(seed, data="exact", check="worked"), Case(seed, data="normal", check="worked")]
+    return out + [Case(seed, data="exact", check="worked"), Case(seed, data="normal", check="worked"),
+                  *activation_cases()]
 
 
 def _reduced_size(n: int, k: int, s: int, d: int, padding: str) -> int:

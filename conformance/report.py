@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from conformance.judge import FAILING, STATUSES
+from conformance.known_deviations import DEVIATIONS
 
 FEATURES = ("padding", "stride", "dilation", "groups", "data_format", "dtype", "activation_kind")
 AXIS_ACTIVATIONS = ("softmax", "log_softmax", "glu", "sparsemax")
@@ -174,9 +175,11 @@ def _markdown(df: pd.DataFrame, meta: dict, images: list[str]) -> str:
     if len(known):
         lines += ["", "## Known deviations (conformance/known_deviations.py): real framework "
                       "discrepancies, reported, not gating", ""]
-        for (backend, reason), rows in known.groupby(
-                ["backend", known["message"].str.split(r" \[", n=1, regex=True).str[0]]):
-            lines += [f"- **{backend}** ({len(rows)} cases): {reason}", f"  `{rows.iloc[0]['repro']}`"]
+        for deviation in DEVIATIONS:
+            matching = known[known["message"].str.startswith(f"known deviation: {deviation.reason}")]
+            for backend, rows in matching.groupby("backend"):
+                lines += [f"- **{backend}** ({len(rows)} cases): {deviation.reason}",
+                          f"  `{rows.iloc[0]['repro']}`"]
     unsupported = df[df["status"] == "UNSUPPORTED"].groupby(["backend", "message"]).size()
     if len(unsupported):
         lines += ["", "## Unsupported (declared by the backend)", ""]
