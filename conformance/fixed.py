@@ -7,6 +7,7 @@ import math
 from importlib import resources
 
 from conformance.cases import Case
+from conformance.strategies import EXTREME_ACTIVATIONS
 from reference.activations import ACTIVATIONS
 from reference.spec import Conv3DSpec, axis_output
 
@@ -42,14 +43,23 @@ def activation_cases() -> list[Case]:
             for i, name in enumerate(ACTIVATIONS) for fmt in ("channels_last", "channels_first")]
 
 
+def special_value_cases() -> list[Case]:
+    """NaN, +-inf and -0.0 through each activation that extreme data may meet, both layouts:
+    like activation_cases, deterministic coverage that generated cases only reach by chance."""
+    return [Case(_spec((2, 5, 6, 8, 3), dict(filters=6, kernel_size=(2, 3, 2), padding="same",
+                                             activation=name), fmt),
+                 data="special", seed=i, check="worked")
+            for i, name in enumerate(EXTREME_ACTIVATIONS) for fmt in ("channels_last", "channels_first")]
+
+
 def worked_cases() -> list[Case]:
-    """Every worked shape in both layouts, exact data, the seed example (exact and normal), and
-    every activation."""
+    """Every worked shape in both layouts, exact data, the seed example (exact and normal), every
+    activation, and special values through the activations extreme data meets."""
     out = [Case(_spec(shape, args, fmt), data="exact", check="worked")
            for shape, args in WORKED for fmt in ("channels_last", "channels_first")]
     seed = _spec(*SEED_EXAMPLE)
     return out + [Case(seed, data="exact", check="worked"), Case(seed, data="normal", check="worked"),
-                  *activation_cases()]
+                  *activation_cases(), *special_value_cases()]
 
 
 def _reduced_size(n: int, k: int, s: int, d: int, padding: str) -> int:
