@@ -1,7 +1,8 @@
-"""The conformance report: tidy CSV/JSON rows, a Markdown/HTML summary, and an error/bound plot.
+"""The conformance report: a tidy CSV (one row per backend and case, gzip), JSON (meta, counts
+and every row that did not pass), a Markdown/HTML summary, and an error/bound plot.
 
 Every file is written to a temporary name and renamed into place, so an interrupted run never
-leaves a half-written report. `python -m conformance.report DIR` redraws from DIR/results.csv.
+leaves a half-written report. `python -m conformance.report DIR` redraws from DIR's files.
 """
 
 from __future__ import annotations
@@ -190,17 +191,22 @@ def _markdown(df: pd.DataFrame, meta: dict, images: list[str]) -> str:
 
 
 def write_report(rows: list[dict], out: Path, meta: dict) -> Path:
-    """Write results.csv/json, summary.md/html and the plot under `out`; returns summary.md."""
+    """Write results.csv.gz (every row), results.json (meta, counts and the rows that did not
+    pass), summary.md/html and the plot under `out`; returns summary.md."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame(rows)
     meta = dict(meta, environment=meta.get("environment") or environment())
-    atomic_write(out / "results.csv", df.to_csv(index=False))
-    atomic_write(out / "results.json", json.dumps(dict(meta=meta, rows=json.loads(
-        df.to_json(orient="records"))), indent=1))
+    tmp = out / "results.csv.gz.tmp"
+    df.to_csv(tmp, index=False, compression="gzip")
+    os.replace(tmp, out / "results.csv.gz")
+    notable = df[~df["status"].isin(["PASS", "MISTRUSTED"])]
+    counts = summary_table(df).reset_index().to_dict(orient="records")
+    atomic_write(out / "results.json", json.dumps(dict(
+        meta=meta, counts=counts, not_passed=json.loads(notable.to_json(orient="records"))),
+        indent=1, default=str))
     images = plot_ratios(df, out)
-    markdown = _markdown(df, meta, images)
-    atomic_write(out / "summary.md", markdown)
+    atomic_write(out / "summary.md", _markdown(df, meta, images))
     atomic_write(out / "summary.html", _html(df, meta, images))
     return out / "summary.md"
 
@@ -221,8 +227,9 @@ def _html(df: pd.DataFrame, meta: dict, images: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     out = Path((argv or sys.argv[1:] or ["reports/conformance"])[0])
-    data = json.loads((out / "results.json").read_text())
-    print(write_report(data["rows"], out, data["meta"]))
+    meta = json.loads((out / "results.json").read_text())["meta"]
+    rows = pd.read_csv(out / "results.csv.gz").to_dict(orient="records")
+    print(write_report(rows, out, meta))
     return 0
 
 

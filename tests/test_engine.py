@@ -5,6 +5,7 @@ import pytest
 
 from backends.worker import Worker
 from conformance.__main__ import main as conformance_main
+from conformance.report import main as report_main
 from conformance.engine import Job, run_check
 from conformance.execute import run_case
 from conformance.fixed import worked_cases
@@ -60,7 +61,8 @@ def test_cli_exit_codes(tmp_path):
     assert conformance_main(["--backend", "no-such-backend"]) == 2
     assert conformance_main(["--backend", "numpy-im2col", "--profile", "quick", "--checks", "worked",
                              "--no-db", "--report", str(tmp_path)]) == 0
-    for name in ("results.csv", "results.json", "summary.md", "summary.html"):
+    for name in ("results.csv.gz", "results.json", "summary.md", "summary.html"):
         assert (tmp_path / name).stat().st_size > 0
+    assert report_main([str(tmp_path)]) == 0  # redraws from the saved files
     assert conformance_main(["--backend", f"{HERE}:aborts", "--profile", "quick", "--checks",
                              "worked", "--no-db", "--timeout", "5"]) == 1
