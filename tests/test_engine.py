@@ -5,11 +5,11 @@ import pytest
 
 from backends.worker import Worker
 from conformance.__main__ import main as conformance_main
-from conformance.report import main as report_main
 from conformance.engine import Job, run_check
 from conformance.execute import run_case
 from conformance.fixed import worked_cases
 from conformance.judge import CRASHED, FAIL, FAILING, PASS
+from conformance.report import main as report_main
 
 HERE = "tests.backends_for_tests"
 
