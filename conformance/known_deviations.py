@@ -56,6 +56,14 @@ DEVIATIONS = (
         lambda c: (_valid(c) and not c.spec.channels_last and c.spec.use_bias
                    and c.spec.output_shape[-1] == c.spec.filters)),
     Deviation(
+        ("tensorflow",),
+        "in a tf.function, TF fuses Conv3D + BiasAdd + Relu/Relu6 into one CPU kernel that maps "
+        "NaN to 0 (the same convolution without the activation propagates NaN)",
+        "python -m conformance --backend tensorflow --case "
+        "'g1_mb2_ic3id5ih6iw8_oc6_kd2kh3kw2_sd1sh1sw1_dd1dh1dw1_same_cl_relu_bias' "
+        "--dtype float32 --data special --seed 1",
+        lambda c: _valid(c) and c.data == "special" and c.spec.activation in ("relu", "relu6")),
+    Deviation(
         ("keras-tensorflow",),
         "TF's LeakyRelu keeps alpha as a float32 attribute: float64 leaky_relu uses 0.2f, "
         "1.5e-8 relative off",
