@@ -91,9 +91,6 @@ def plot_speedup(df: pd.DataFrame, out: Path, baseline: str) -> list[str]:
     base = baseline_times(df, baseline)
     ok = verified(df)
     speed = ok.assign(speedup=ok["workload"].map(base) / ok["median_s"])
-    df_speed = speed.pivot_table(index="workload", columns="backend", values="speedup")
-    if df_speed.empty:
-        return []
     return _bars(speed, "speedup", f"speed-up over {baseline} (higher is faster)", out, "speedup")
 
 

@@ -20,7 +20,6 @@ def time_call(backend, x, kernel, bias, args: dict, min_repeats: int = 5, min_se
               max_repeats: int = 200, warmup: int = 1, trace_memory: bool = True) -> dict:
     """Prepare once (timed), run once more than `warmup` (first-call latency), then repeat until
     both `min_repeats` runs and `min_seconds` of runs are reached. Runs in the backend's worker."""
-    sync = None
     started = time.perf_counter()
     prepared = backend.prepare(x, kernel, bias, **args)
     sync = prepared.synchronize
