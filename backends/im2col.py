@@ -38,8 +38,8 @@ def _extent(count: int, k: int, s: int, d: int) -> int:
     return (count - 1) * s + d * (k - 1) + 1
 
 
-def padded_slab(xp, x, spec: Conv3DSpec, tile: Tile):
-    """The zero-padded input block read by a tile (all of W)."""
+def padded_slab(xp, x, spec: Conv3DSpec, tile: Tile, extra_w: int = 0):
+    """The zero-padded input block read by a tile (all of W, and `extra_w` more zeros on the right)."""
     n0, n1, od0, od1, oh0, oh1 = tile
     sample = x[n0:n1]
     (pd, _), (ph, _), (pw0, pw1) = spec.pads
@@ -52,7 +52,7 @@ def padded_slab(xp, x, spec: Conv3DSpec, tile: Tile):
     (d_start, d_stop, d_lo, d_hi), (h_start, h_stop, h_lo, h_hi) = bounds
     block = sample[:, d_lo:d_hi, h_lo:h_hi]
     return xp.pad(block, ((0, 0), (d_lo - d_start, d_stop - d_hi), (h_lo - h_start, h_stop - h_hi),
-                          (pw0, pw1), (0, 0)))
+                          (pw0, pw1 + extra_w), (0, 0)))
 
 
 def _tap_view(slab, spec: Conv3DSpec, rows: int, cols_h: int, tap: tuple[int, int, int]):

@@ -1,7 +1,8 @@
-"""numpy-im2col: Conv3D as tiled im2col + GEMM in NumPy (the algorithm lives in backends.im2col),
-with a numba direct path for grouped layers with few channels per group (backends.direct_numba).
+"""numpy-im2col: our CPU backend. Register-blocked direct kernels compiled by numba
+(backends.direct_numba) where numba is installed; tiled im2col + NumPy's BLAS GEMM
+(backends.im2col) otherwise, or when asked for with `direct=False`.
 
-Extra memory per call stays within the workspace budget; the GEMM uses NumPy's BLAS threads.
+Extra memory per call stays within the workspace budget.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ DEFAULT_WORKSPACE_BYTES = 256 * 2**20
 
 
 class NumpyIm2col(Backend):
-    """Our CPU backend: every SPEC.md feature, float32 and float64, BLAS via NumPy's matmul."""
+    """Every SPEC.md feature, float32 and float64, accumulation in the input dtype."""
 
     name = "numpy-im2col"
     capabilities = Capabilities(
@@ -24,18 +25,29 @@ class NumpyIm2col(Backend):
         notes=("activations evaluated by the reference's NumPy definitions",
                f"workspace budget {DEFAULT_WORKSPACE_BYTES // 2**20} MiB by default"))
 
-    def __init__(self, workspace_bytes: int = DEFAULT_WORKSPACE_BYTES) -> None:
+    def __init__(self, workspace_bytes: int = DEFAULT_WORKSPACE_BYTES, direct: bool = True) -> None:
         self.workspace_bytes = workspace_bytes
+        self.direct = direct
+        if not direct:
+            self.name = "numpy-im2col[gemm]"
+
+    def set_threads(self, threads: int) -> None:
+        super().set_threads(threads)  # NumPy's BLAS
+        if direct_numba.numba is not None:
+            direct_numba.numba.set_num_threads(min(threads, direct_numba.numba.config.NUMBA_NUM_THREADS))
 
     def _prepare(self, spec, x, kernel, bias) -> Prepared:
         dtype = x.dtype
         x_cl = x if spec.channels_last else np.moveaxis(x, 1, -1)
         kernel = np.ascontiguousarray(kernel, dtype=dtype)
         bias = None if bias is None else np.asarray(bias, dtype=dtype)
+        plan = direct_numba.plan(spec, dtype) if self.direct else None
+        packed = None if plan is None else direct_numba.pack_weights(kernel, spec, plan)
 
         def run() -> np.ndarray:
-            if direct_numba.applies(spec):  # few channels per group: direct loops beat im2col
-                out = direct_numba.conv3d_channels_last(x_cl, kernel, bias, spec, self.workspace_bytes)
+            if plan is not None:
+                out = direct_numba.conv3d_channels_last(x_cl, packed, bias, spec, plan,
+                                                        self.workspace_bytes)
             else:
                 out = im2col.conv3d_channels_last(np, x_cl, kernel, bias, spec, self.workspace_bytes)
             if not spec.channels_last:  # before the activation: axis ones act on the last axis
@@ -43,3 +55,6 @@ class NumpyIm2col(Backend):
             return apply_activation(out, spec.activation).astype(dtype, copy=False)
 
         return Prepared(run=run, to_numpy=np.ascontiguousarray)
+
+
+gemm_only = NumpyIm2col(direct=False)  # `--backend backends.numpy_im2col:gemm_only` in the bench

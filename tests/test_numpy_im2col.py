@@ -1,5 +1,5 @@
-"""numpy-im2col against the reference on a grid covering every argument, all three paths, tiny
-workspaces (forcing depth and height tiling), and its memory budget."""
+"""numpy-im2col against the reference on a grid covering every argument, both direct kernels and
+all three im2col paths, tiny workspaces (forcing depth and height tiling), and its memory budget."""
 
 import itertools
 import tracemalloc
@@ -23,6 +23,8 @@ GRID = [
 
 
 def _spec(args, batch=2, spatial=(7, 6, 9), channels=6, filters=12):
+    """filters 12 with 6 channels: the lane kernel for every group count; 36: broadcast for 1 or 2
+    groups (18 or more filters per group)."""
     fmt = args["data_format"]
     shape = (batch, *spatial, channels) if fmt == "channels_last" else (batch, channels, *spatial)
     return Conv3DSpec(filters=filters, input_shape=shape, **args)
@@ -31,19 +33,19 @@ def _spec(args, batch=2, spatial=(7, 6, 9), channels=6, filters=12):
 @pytest.mark.parametrize("direct", [True, False])
 @pytest.mark.parametrize("workspace", [256 * 2**20, 4096])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_grid_within_bound(dtype, workspace, direct, monkeypatch):
-    if not direct:  # every layer through the array-namespace im2col code that cupy-im2col shares
-        monkeypatch.setattr(direct_numba, "applies", lambda spec: False)
-    backend = NumpyIm2col(workspace_bytes=workspace)
+def test_grid_within_bound(dtype, workspace, direct):
+    """direct=False: every layer through the array-namespace im2col code that cupy-im2col shares."""
+    backend = NumpyIm2col(workspace_bytes=workspace, direct=direct)
     paths = set()
     for i, args in enumerate(GRID):
-        spec = _spec(args)
-        paths.add(choose_path(spec))
+        spec = _spec(args, filters=(12, 36)[i % 2])
+        plan = direct_numba.plan(spec, np.dtype(dtype))
+        paths.add(plan.kernel if direct else choose_path(spec))
         x, w, b = make_arrays(spec, dtype, "normal", i)
         got = backend.conv3d(x, w, b, **spec.conv_kwargs())
         verdict = judge(evaluate(x, w, b, **spec.conv_kwargs()), got, x, w, dtype, dtype)
-        assert verdict.status != FAIL, (spec.descriptor, dtype, workspace, verdict)
-    assert paths == {"pointwise", "depthwise", "im2col"}
+        assert verdict.status != FAIL, (spec.descriptor, dtype, workspace, plan, verdict)
+    assert paths == ({"broadcast", "lane"} if direct else {"pointwise", "depthwise", "im2col"})
 
 
 @pytest.mark.parametrize("workspace", [256 * 2**20, 4096])
@@ -64,6 +66,7 @@ def test_extra_memory_stays_within_the_workspace(kernel, groups, channels):
     backend = NumpyIm2col(workspace_bytes=budget)
     prepared = backend.prepare(x, w, b, **spec.conv_kwargs())
     output_bytes = np.prod(spec.output_shape) * 4
+    prepared.run()  # compiles the kernels: JIT memory is not workspace
     tracemalloc.start()
     prepared.run()
     peak = tracemalloc.get_traced_memory()[1]
