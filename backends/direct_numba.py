@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backends.im2col import padded_slab, tiles
+from backends.phases import phase
 from reference.spec import Conv3DSpec
 
 try:
@@ -36,9 +37,10 @@ else:
     llvmlite.binding.set_option("conv3d-parity", "-unroll-full-max-count=14")
 
 VECTOR_BYTES = 64  # AVX-512; on narrower machines LLVM splits the vectors, still correct
-# Rows per register block by vectors per filter block, and the relative speed of each filter
-# block (measured on this machine's layers: one-vector blocks lose about a quarter to the loads).
-MAX_ROWS = {1: 12, 2: 8, 4: 6}
+# Rows per register block by kernel and vectors per filter block (the lane kernel also holds the
+# input vectors of a tap row in registers), and the relative speed of each filter block width
+# (measured on this machine's layers: one-vector blocks lose about a quarter to the loads).
+MAX_ROWS = {"broadcast": {1: 12, 2: 8, 4: 6}, "lane": {1: 8, 2: 8, 4: 4}}
 EFFICIENCY = {1: 0.75, 2: 1.0, 4: 1.0}
 MIN_BROADCAST_FILTERS = 16
 
@@ -59,11 +61,12 @@ def plan(spec: Conv3DSpec, dtype: np.dtype) -> Plan | None:
     kernel = "broadcast" if fg >= MIN_BROADCAST_FILTERS else "lane"
     width = fg if kernel == "broadcast" else spec.filters
     # filter blocks of 16, 32 or 64: a loop of 16 or more stays vectorised (see the unroll limit)
-    choices = [fb for fb in (64, 32, 16) if fb // lanes in MAX_ROWS]
+    choices = [fb for fb in (64, 32, 16) if fb // lanes in EFFICIENCY]
     fb = min(choices, key=lambda f: (-(-width // f) * f / EFFICIENCY[f // lanes], -f))
-    max_rw = min(MAX_ROWS[fb // lanes], spec.output_spatial[2])  # the last block overlaps
     wo = spec.output_spatial[2]
-    rw = min(range(max(1, max_rw // 2), max_rw + 1), key=lambda r: (-(-wo // r) * r, -r))
+    max_rw = min(MAX_ROWS[kernel][fb // lanes], wo)  # the last block of a row overlaps the one before
+    # most useful outputs per block (registers amortise loads), then least recomputation
+    rw = min(range(1, max_rw + 1), key=lambda r: (-wo / -(-wo // r), -(-wo // r) * r))
     return Plan(kernel, fb, rw)
 
 
@@ -105,14 +108,21 @@ def _broadcast_kernel(rw: int, fb: int):
                                     xv = slab[sn + n, d, h, (ow0 + r) * sw + c * dw, g * cg + ci]
                                     for f in range(fb):
                                         acc[r, f] += xv * wp[g, blk, a, b, c, ci, f]
+                stored = min(fb, fg - blk * fb)
                 for r in range(rw):
-                    for f in range(min(fb, fg - blk * fb)):
-                        out[n0 + n, od0 + i, oh0 + j, ow0 + r, g * fg + blk * fb + f] = acc[r, f]
+                    if stored == fb:  # a constant trip count: vector stores
+                        for f in range(fb):
+                            out[n0 + n, od0 + i, oh0 + j, ow0 + r, g * fg + blk * fb + f] = acc[r, f]
+                    else:
+                        for f in range(stored):
+                            out[n0 + n, od0 + i, oh0 + j, ow0 + r, g * fg + blk * fb + f] = acc[r, f]
     return kernel
 
 
 @functools.cache
-def _lane_kernel(rw: int, fb: int):
+def _lane_kernel(rw: int, fb: int, kw: int, sw: int, dw: int):
+    """Specialised on the kernel width, stride and dilation along W as well: the rw x kw input
+    vectors of a tap row are then known at compile time, and LLVM loads each distinct one once."""
     @numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
     def kernel(slab, wp, out, origin, source, strides, dilation):
         """out[n0+n, od0+i, oh0+j, ow, blk*fb + f] = sum over taps (a, b, c) and ci of
@@ -120,9 +130,9 @@ def _lane_kernel(rw: int, fb: int):
         * wp[blk, a, b, c, ci, f]."""
         n0, od0, oh0, ns, nd, nh = origin
         sn, sd0, sh0 = source
-        sd, sh, sw = strides
-        dd, dh, dw = dilation
-        nblk, kd, kh, kw, cg, _ = wp.shape
+        sd, sh, _ = strides
+        dd, dh, _ = dilation
+        nblk, kd, kh, _, cg, _ = wp.shape
         w_out, filters = out.shape[3], out.shape[4]
         for job in numba.prange(ns * nd * nh * nblk):
             blk = job % nblk
@@ -140,15 +150,20 @@ def _lane_kernel(rw: int, fb: int):
                 for a in range(kd):
                     for b in range(kh):
                         d, h = sd0 + i * sd + a * dd, sh0 + j * sh + b * dh
-                        for c in range(kw):
-                            for ci in range(cg):
+                        for ci in range(cg):
+                            for c in range(kw):
                                 for r in range(rw):
                                     for f in range(fb):
                                         acc[r, f] += (slab[sn + n, d, h, (ow0 + r) * sw + c * dw, ci, blk, f]
                                                       * wp[blk, a, b, c, ci, f])
+                stored = min(fb, filters - blk * fb)
                 for r in range(rw):
-                    for f in range(min(fb, filters - blk * fb)):
-                        out[n0 + n, od0 + i, oh0 + j, ow0 + r, blk * fb + f] = acc[r, f]
+                    if stored == fb:  # a constant trip count: vector stores
+                        for f in range(fb):
+                            out[n0 + n, od0 + i, oh0 + j, ow0 + r, blk * fb + f] = acc[r, f]
+                    else:
+                        for f in range(stored):
+                            out[n0 + n, od0 + i, oh0 + j, ow0 + r, blk * fb + f] = acc[r, f]
     return kernel
 
 
@@ -193,10 +208,15 @@ _lane_input_kernel = None if numba is None else numba.njit(parallel=True, cache=
 
 def _lanes(slab: np.ndarray, spec: Conv3DSpec, wp: np.ndarray) -> np.ndarray:
     """The lane kernel's input: (N, D, H, W, Cg, blocks, fb)."""
-    cg, (blocks, fb) = spec.in_channels // spec.groups, (wp.shape[0], wp.shape[-1])
+    groups, cg, fg = spec.groups, spec.in_channels // spec.groups, spec.filters // spec.groups
+    blocks, fb = wp.shape[0], wp.shape[-1]
     out = np.empty((*slab.shape[:4], cg, blocks, fb), dtype=slab.dtype)
-    _lane_input_kernel(slab.reshape(-1, slab.shape[-1]), out.reshape(-1, cg, blocks * fb),
-                       spec.filters // spec.groups)
+    flat = out.reshape(-1, cg, blocks * fb)
+    if fg == 1:  # one filter per group: a plain (strided) copy
+        flat[..., :groups] = np.swapaxes(slab.reshape(-1, groups, cg), 1, 2)
+        flat[..., groups:] = 0
+    else:
+        _lane_input_kernel(slab.reshape(-1, slab.shape[-1]), flat, fg)
     return out
 
 
@@ -205,7 +225,10 @@ def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bias, spec: Conv3DSpec, 
     """Pre-activation output (N, Do, Ho, Wo, F) for a channels-last input, in x's dtype, from
     weights packed by `pack_weights`."""
     out = np.empty((spec.batch, *spec.output_spatial, spec.filters), dtype=x.dtype)
-    run = (_broadcast_kernel if p.kernel == "broadcast" else _lane_kernel)(p.rw, p.fb)
+    if p.kernel == "broadcast":
+        run = _broadcast_kernel(p.rw, p.fb)
+    else:
+        run = _lane_kernel(p.rw, p.fb, spec.kernel_size[2], spec.strides[2], spec.dilation_rate[2])
     sd, sh, _ = spec.strides
     unpadded = p.kernel == "broadcast" and not any(sum(pad) for pad in spec.pads)
     lane_values = 0 if p.kernel == "broadcast" else wp.shape[0] * p.fb * wp.shape[-2]
@@ -214,12 +237,16 @@ def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bias, spec: Conv3DSpec, 
         n0, n1, od0, od1, oh0, oh1 = tile
         origin = (n0, od0, oh0, n1 - n0, od1 - od0, oh1 - oh0)
         if unpadded:  # the kernel reads the input where it lies
-            run(x, wp, out, origin, (n0, od0 * sd, oh0 * sh), spec.strides, spec.dilation_rate)
-            continue
-        slab = padded_slab(np, x, spec, tile)
+            slab, source = x, (n0, od0 * sd, oh0 * sh)
+        else:
+            with phase("pad"):
+                slab, source = padded_slab(np, x, spec, tile), (0, 0, 0)
         if p.kernel == "lane":
-            slab = _lanes(slab, spec, wp)
-        run(slab, wp, out, origin, (0, 0, 0), spec.strides, spec.dilation_rate)
+            with phase("lanes"):
+                slab = _lanes(slab, spec, wp)
+        with phase("kernel"):
+            run(slab, wp, out, origin, source, spec.strides, spec.dilation_rate)
     if bias is not None:
-        out += bias
+        with phase("bias"):
+            out += bias
     return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from backends.phases import phase
 from reference.spec import Conv3DSpec
 
 CHUNK_TARGET_BYTES = 64 * 2**20  # column buffer per tile (measured: larger GEMMs win up to here)
@@ -98,8 +99,10 @@ def _pointwise(xp, x, kernel, spec: Conv3DSpec, target: int):
     for n0, n1, od0, od1, oh0, oh1 in tiles(spec, spec.in_channels * x.dtype.itemsize, target):
         rows = x[n0:n1, od0 * sd:(od1 - 1) * sd + 1:sd, oh0 * sh:(oh1 - 1) * sh + 1:sh, ::sw]
         a = xp.moveaxis(rows.reshape(-1, groups, cg), 1, 0)  # (G, M, Cg)
-        product = xp.matmul(a, w)  # (G, M, Fg)
-        out[n0:n1, od0:od1, oh0:oh1] = xp.moveaxis(product, 0, 1).reshape(*rows.shape[:4], spec.filters)
+        with phase("gemm"):
+            product = xp.matmul(a, w)  # (G, M, Fg)
+        with phase("layout"):
+            out[n0:n1, od0:od1, oh0:oh1] = xp.moveaxis(product, 0, 1).reshape(*rows.shape[:4], spec.filters)
     return out
 
 
@@ -111,12 +114,14 @@ def _depthwise(xp, x, kernel, spec: Conv3DSpec, target: int):
     per_pixel = spec.filters * x.dtype.itemsize * 4  # accumulator, product, slab share
     for tile in tiles(spec, per_pixel, target):
         n0, n1, od0, od1, oh0, oh1 = tile
-        slab = padded_slab(xp, x, spec, tile)
-        if fg > 1:  # channel g feeds filters g*fg .. g*fg + fg - 1
-            slab = xp.repeat(slab, fg, axis=-1)
+        with phase("pad"):
+            slab = padded_slab(xp, x, spec, tile)
+            if fg > 1:  # channel g feeds filters g*fg .. g*fg + fg - 1
+                slab = xp.repeat(slab, fg, axis=-1)
         acc = out[n0:n1, od0:od1, oh0:oh1]
-        for t, tap in enumerate(_taps(spec)):
-            acc += _tap_view(slab, spec, od1 - od0, oh1 - oh0, tap) * w[t]
+        with phase("multiply-add"):
+            for t, tap in enumerate(_taps(spec)):
+                acc += _tap_view(slab, spec, od1 - od0, oh1 - oh0, tap) * w[t]
     return out
 
 
@@ -128,19 +133,24 @@ def _im2col(xp, x, kernel, spec: Conv3DSpec, target: int):
     for tile in tiles(spec, groups * k * x.dtype.itemsize, target):
         n0, n1, od0, od1, oh0, oh1 = tile
         samples, rows, hs = n1 - n0, od1 - od0, oh1 - oh0
-        slab = padded_slab(xp, x, spec, tile)
-        cols = xp.empty((groups, samples, rows, hs, wo, *spec.kernel_size, cg), dtype=x.dtype)
-        for tap in _taps(spec):
-            view = _tap_view(slab, spec, rows, hs, tap)  # (samples, rows, hs, wo, C)
-            cols[(slice(None),) * 5 + tap] = xp.moveaxis(
-                view.reshape(samples, rows, hs, wo, groups, cg), 4, 0)
+        with phase("pad"):
+            slab = padded_slab(xp, x, spec, tile)
+        with phase("pack"):
+            cols = xp.empty((groups, samples, rows, hs, wo, *spec.kernel_size, cg), dtype=x.dtype)
+            for tap in _taps(spec):
+                view = _tap_view(slab, spec, rows, hs, tap)  # (samples, rows, hs, wo, C)
+                cols[(slice(None),) * 5 + tap] = xp.moveaxis(
+                    view.reshape(samples, rows, hs, wo, groups, cg), 4, 0)
         cols = cols.reshape(groups, -1, k)
         target_view = out[n0:n1, od0:od1, oh0:oh1]
         if groups == 1 and target_view.flags.c_contiguous:  # the GEMM writes the output directly
-            xp.matmul(cols[0], weights[0], out=target_view.reshape(-1, spec.filters))
+            with phase("gemm"):
+                xp.matmul(cols[0], weights[0], out=target_view.reshape(-1, spec.filters))
         else:
-            product = xp.matmul(cols, weights)  # (G, M, Fg)
-            target_view[...] = xp.moveaxis(product, 0, 1).reshape(target_view.shape)
+            with phase("gemm"):
+                product = xp.matmul(cols, weights)  # (G, M, Fg)
+            with phase("layout"):
+                target_view[...] = xp.moveaxis(product, 0, 1).reshape(target_view.shape)
     return out
 
 
@@ -151,5 +161,6 @@ def conv3d_channels_last(xp, x, kernel, bias, spec: Conv3DSpec, workspace_bytes:
     out = {"pointwise": _pointwise, "depthwise": _depthwise, "im2col": _im2col}[path](
         xp, x, kernel, spec, target)
     if bias is not None:
-        out += bias
+        with phase("bias"):
+            out += bias
     return out

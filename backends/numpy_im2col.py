@@ -11,6 +11,7 @@ import numpy as np
 
 from backends import direct_numba, im2col
 from backends.base import Backend, Capabilities, Prepared
+from backends.phases import phase
 from reference.activations import apply_activation
 
 DEFAULT_WORKSPACE_BYTES = 256 * 2**20
@@ -50,9 +51,10 @@ class NumpyIm2col(Backend):
                                                         self.workspace_bytes)
             else:
                 out = im2col.conv3d_channels_last(np, x_cl, kernel, bias, spec, self.workspace_bytes)
-            if not spec.channels_last:  # before the activation: axis ones act on the last axis
-                out = np.moveaxis(out, -1, 1)
-            return apply_activation(out, spec.activation).astype(dtype, copy=False)
+            with phase("epilogue"):
+                if not spec.channels_last:  # before the activation: axis ones act on the last axis
+                    out = np.moveaxis(out, -1, 1)
+                return apply_activation(out, spec.activation).astype(dtype, copy=False)
 
         return Prepared(run=run, to_numpy=np.ascontiguousarray)
 
