@@ -37,7 +37,7 @@ def _serve(conn, backend_name: str, threads: int | None) -> None:
         if threads:
             backend.set_threads(threads)
         availability = backend.availability()
-        conn.send(("hello", availability, backend.capabilities if availability.ok else None))
+        conn.send(("hello", availability, backend.capabilities if availability.ok else None, backend.name))
     except BaseException as exc:  # noqa: BLE001 - report any load failure to the driver
         conn.send(("load-failed", f"{type(exc).__name__}: {exc}"))
         return
@@ -93,7 +93,7 @@ class Worker:
         if message[0] == "load-failed":
             self.close()
             raise LoadError(message[1])
-        _, self.availability, self.capabilities = message
+        _, self.availability, self.capabilities, self.label = message  # label: the backend's own name
 
     def call(self, x, kernel, bias, args: dict, repeats: int = 2) -> Outcome:
         """Run prepare + `repeats` runs on the worker; never raises for backend misbehaviour."""

@@ -120,6 +120,7 @@ def versus_frameworks(df: pd.DataFrame, ours: str = "numpy-im2col") -> tuple[pd.
     compute_bound = descriptors.map(_compute_bound)
     table = pd.DataFrame({
         "time / best framework": (mine.loc[common, "median_s"] / best[common]).round(2),
+        **_other_path(ok, ours, best, common),
         "fraction of peak": mine.loc[common, "fraction_of_peak"].round(2),
         "compute-bound": compute_bound,
         "extra MiB (traced)": (mine.loc[common, "traced_peak_bytes"] / 2**20).round(1),
@@ -131,6 +132,14 @@ def versus_frameworks(df: pd.DataFrame, ours: str = "numpy-im2col") -> tuple[pd.
              f"Compute-bound layers (C/groups >= 64, kd*kh*kw >= 27): mean fraction of GEMM peak "
              f"{table.loc[compute_bound, 'fraction of peak'].mean():.2f}."]
     return table, lines
+
+
+def _other_path(ok: pd.DataFrame, ours: str, best: pd.Series, common: pd.Index) -> dict:
+    """The same ratio for our im2col + GEMM path, when the run timed it (`{ours}[gemm]`)."""
+    other = ok[ok["backend"] == f"{ours}[gemm]"].set_index("workload")["median_s"]
+    if other.empty:
+        return {}
+    return {"im2col+GEMM path / best framework": (other.reindex(common) / best[common]).round(2)}
 
 
 def _compute_bound(descriptor: str) -> bool:

@@ -109,6 +109,7 @@ class Bench:
         worker = self._worker(name)
         if isinstance(worker, str):
             return row | dict(status="UNAVAILABLE", message=worker)
+        row["backend"] = worker.label  # e.g. "numpy-im2col[gemm]" for backends.numpy_im2col:gemm_only
         caps = worker.capabilities
         reason = caps.unsupported(workload.spec, self.settings.dtype)
         if reason:
