@@ -5,11 +5,14 @@ import pandas as pd
 import pytest
 
 from backends import get_backend
+from backends.numpy_im2col import NumpyIm2col
+from backends.worker import Worker
+from bench.phases import profile
 from bench.report import baseline_times, compare, write_report
 from bench.run import fit_to_budget, memory_estimate
 from bench.timing import summarize, time_call
 from bench.verify import numpy_float64_trusted, truth_for, verify
-from bench.workloads import all_csv_layers, load, seed_example
+from bench.workloads import Workload, all_csv_layers, load, seed_example
 from conformance.data import make_arrays
 from conformance.fixed import workload_rows, workload_spec
 from reference import Conv3DSpec
@@ -82,7 +85,7 @@ def test_gate_rejects_a_wrong_output_for_large_layers():
 
 def _synthetic() -> pd.DataFrame:
     rows = []
-    for backend, speed in (("numpy-im2col", 1.0), ("torch", 2.0), ("jax", 1.5)):
+    for backend, speed in (("numpy-im2col", 1.0), ("numpy-im2col[gemm]", 0.5), ("torch", 2.0), ("jax", 1.5)):
         for n in (8, 12, 16):
             flops = 2e6 * n**3
             descriptor = Conv3DSpec(filters=64, kernel_size=3, input_shape=(1, n, n, n, 64)).descriptor
@@ -102,6 +105,7 @@ def test_report_and_plots_from_a_table(tmp_path):
     text = summary.read_text()
     assert "GFLOP/s" in text and "torch" in text
     assert "numpy-im2col time / best framework time: **2.00**" in text  # torch is twice as fast
+    assert "im2col+GEMM path / best framework" in text  # the other path, when the run timed it
     for stem in ("gflops", "peak_fraction", "scaling", "speedup", "first_call"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 1000 and (tmp_path / f"{stem}.svg").exists()
 
@@ -126,3 +130,20 @@ def test_gpu_backends_report_unavailable_here_and_import_cleanly():
         if not availability.ok:
             assert availability.reason and str(availability).startswith("unavailable: ")
     assert get_backend("torch-cuda-tf32").capabilities.precision("float32") == "tf32"
+
+
+def test_phase_profile_accounts_for_each_path():
+    spec = Conv3DSpec(filters=16, kernel_size=3, padding="same", input_shape=(1, 6, 6, 6, 8))
+    workload = Workload("tiny", spec, "test")
+    gemm = profile(workload, NumpyIm2col(direct=False), "float32", repeats=2)
+    direct = profile(workload, NumpyIm2col(direct=True), "float32", repeats=2)
+    assert {"pad", "pack", "gemm", "bias", "epilogue"} <= set(gemm) and "kernel" not in gemm
+    assert {"pad", "kernel", "bias", "epilogue"} <= set(direct) and "gemm" not in direct
+    for ms in (gemm, direct):
+        phases = sum(v for k, v in ms.items() if k not in ("total", "other"))
+        assert 0 < phases <= ms["total"] * 1.0001 and ms["other"] >= 0
+
+
+def test_bench_rows_carry_the_backends_own_name():
+    with Worker("backends.numpy_im2col:gemm_only") as worker:
+        assert worker.name == "backends.numpy_im2col:gemm_only" and worker.label == "numpy-im2col[gemm]"
