@@ -10,8 +10,10 @@ and vectorises over the filters. Two kernels:
   and groups with few filters each (the input is expanded so that lane f holds the channel that
   feeds filter f).
 numba may reassociate and fuse (fastmath 'reassoc' and 'contract', never the no-NaN/no-inf flags),
-which the VERIFICATION.md bound allows for any summation order. The input is processed in padded
-slabs (backends.im2col tiles), so the extra memory stays within the workspace.
+which the VERIFICATION.md bound allows for any summation order. Rows whose width is not a multiple
+of the block end with a block that overlaps the one before (recomputing, never reading past the
+row). Unpadded dense layers are read where they lie; the others in padded slabs (backends.im2col
+tiles), so the extra memory stays within the workspace.
 """
 
 from __future__ import annotations

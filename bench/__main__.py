@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench.report import compare, write_report
 from bench.run import Bench, Settings
-from bench.timing import gemm_peak
+from bench.timing import gemm_peak, wide_gemm_peak
 from bench.workloads import load
 from conformance.__main__ import resolve_backends
 from conformance.report import atomic_write, environment
@@ -57,11 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped {reason}", file=sys.stderr)
     settings = Settings(dtype=args.dtype, threads=args.threads, min_repeats=args.repeat,
                         min_seconds=args.min_time, memory_budget=int(args.memory_budget_gib * 2**30))
-    peak = gemm_peak(args.threads)
-    print(f"GEMM peak {peak:.1f} GFLOP/s with {args.threads} threads; {len(workloads)} workloads x "
-          f"{len(backends)} backends", file=sys.stderr)
+    peak, wide_peak = gemm_peak(args.threads), wide_gemm_peak(args.threads)
+    print(f"GEMM peak {peak:.1f} GFLOP/s with {args.threads} threads"
+          + (f" ({wide_peak:.1f} with AVX-512 kernels)" if wide_peak else "")
+          + f"; {len(workloads)} workloads x {len(backends)} backends", file=sys.stderr)
     meta = dict(command="python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-                peak_gflops=peak, threads=args.threads, dtype=args.dtype, environment=environment(),
+                peak_gflops=peak, wide_peak_gflops=wide_peak, threads=args.threads, dtype=args.dtype,
+                environment=environment(),
                 started=time.strftime("%Y-%m-%d %H:%M:%S"))
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out / "meta.json", json.dumps(meta, indent=1))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 
@@ -64,3 +68,25 @@ def gemm_peak(threads: int | None = None, n: int = 2048, seconds: float = 1.0) -
             a @ b
             times.append(time.perf_counter() - t0)
     return 2 * n**3 / float(np.median(times)) / 1e9
+
+
+WIDE_CORETYPE = "SkylakeX"  # OpenBLAS's AVX-512 kernels
+
+
+def wide_gemm_peak(threads: int | None = None) -> float | None:
+    """gemm_peak with OpenBLAS's AVX-512 kernels, measured in a subprocess, where the CPU has
+    AVX-512 but the environment pins OpenBLAS to other kernels (OPENBLAS_CORETYPE); else None.
+    The environment's setting stays in force everywhere else: this is a second yardstick for
+    kernels that use AVX-512 (torch, tensorflow, numba's), not a change to the machine."""
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    if not pinned or pinned == WIDE_CORETYPE or " avx512f" not in flags:
+        return None
+    code = f"from bench.timing import gemm_peak; print(gemm_peak({threads!r}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=os.environ | {"OPENBLAS_CORETYPE": WIDE_CORETYPE},
+                          cwd=Path(__file__).resolve().parents[1])
+    return float(done.stdout.strip()) if done.returncode == 0 else None

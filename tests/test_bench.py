@@ -10,7 +10,7 @@ from backends.worker import Worker
 from bench.phases import profile
 from bench.report import baseline_times, compare, write_report
 from bench.run import fit_to_budget, memory_estimate
-from bench.timing import summarize, time_call
+from bench.timing import summarize, time_call, wide_gemm_peak
 from bench.verify import numpy_float64_trusted, truth_for, verify
 from bench.workloads import Workload, all_csv_layers, load, seed_example
 from conformance.data import make_arrays
@@ -101,8 +101,12 @@ def _synthetic() -> pd.DataFrame:
 def test_report_and_plots_from_a_table(tmp_path):
     df = _synthetic()
     assert baseline_times(df)["sweep spatial 8"] == pytest.approx(df[df.backend == "torch"].median_s.min())
-    summary = write_report(df, tmp_path, dict(peak_gflops=100.0, threads=2, command="test"))
+    meta = dict(peak_gflops=100.0, wide_peak_gflops=200.0, threads=2, command="test",
+                environment=dict(openblas_coretype="Haswell"))
+    summary = write_report(df, tmp_path, meta)
     text = summary.read_text()
+    assert "pins NumPy's OpenBLAS to Haswell" in text and "**200.0 GFLOP/s**" in text
+    assert "mean fraction of GEMM peak 0.10." in text and "Of the AVX-512 GEMM peak: 0.05." in text
     assert "GFLOP/s" in text and "torch" in text
     assert "numpy-im2col time / best framework time: **2.00**" in text  # torch is twice as fast
     assert "im2col+GEMM path / best framework" in text  # the other path, when the run timed it
@@ -147,3 +151,10 @@ def test_phase_profile_accounts_for_each_path():
 def test_bench_rows_carry_the_backends_own_name():
     with Worker("backends.numpy_im2col:gemm_only") as worker:
         assert worker.name == "backends.numpy_im2col:gemm_only" and worker.label == "numpy-im2col[gemm]"
+
+
+def test_wide_gemm_peak_only_where_the_environment_pins_openblas(monkeypatch):
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    assert wide_gemm_peak(1) is None
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "SkylakeX")
+    assert wide_gemm_peak(1) is None
