@@ -169,6 +169,15 @@ def _lane_kernel(rw: int, fb: int, kw: int, sw: int, dw: int):
     return kernel
 
 
+def aligned_empty(shape: tuple[int, ...], dtype, align: int = VECTOR_BYTES) -> np.ndarray:
+    """np.empty starting on an `align`-byte boundary: a vector load that straddles two cache lines
+    costs two (NumPy aligns to 16 bytes only, and which allocations happen to land on 64 varies)."""
+    dtype = np.dtype(dtype)
+    raw = np.empty(int(np.prod(shape)) * dtype.itemsize + align, dtype=np.uint8)
+    start = -raw.ctypes.data % align
+    return raw[start:start + int(np.prod(shape)) * dtype.itemsize].view(dtype).reshape(shape)
+
+
 def _blocks(count: int, fb: int) -> int:
     return -(-count // fb)
 
@@ -182,12 +191,18 @@ def pack_weights(kernel: np.ndarray, spec: Conv3DSpec, p: Plan) -> np.ndarray:
         width = _blocks(spec.filters, p.fb) * p.fb
         w = np.zeros((*spec.kernel_size, cg, width), dtype=kernel.dtype)
         w[..., :spec.filters] = kernel
-        return np.ascontiguousarray(np.moveaxis(w.reshape(*w.shape[:4], -1, p.fb), 4, 0))
+        return _aligned_copy(np.moveaxis(w.reshape(*w.shape[:4], -1, p.fb), 4, 0))
     width = _blocks(fg, p.fb) * p.fb
     w = np.zeros((*spec.kernel_size, cg, groups, width), dtype=kernel.dtype)
     w[..., :fg] = kernel.reshape(*spec.kernel_size, cg, groups, fg)
     w = w.reshape(*spec.kernel_size, cg, groups, -1, p.fb)
-    return np.ascontiguousarray(np.moveaxis(w, (4, 5), (0, 1)))
+    return _aligned_copy(np.moveaxis(w, (4, 5), (0, 1)))
+
+
+def _aligned_copy(a: np.ndarray) -> np.ndarray:
+    out = aligned_empty(a.shape, a.dtype)
+    out[...] = a
+    return out
 
 
 def _lane_input(slab, out, fg):
@@ -212,7 +227,7 @@ def _lanes(slab: np.ndarray, spec: Conv3DSpec, wp: np.ndarray) -> np.ndarray:
     """The lane kernel's input: (N, D, H, W, Cg, blocks, fb)."""
     groups, cg, fg = spec.groups, spec.in_channels // spec.groups, spec.filters // spec.groups
     blocks, fb = wp.shape[0], wp.shape[-1]
-    out = np.empty((*slab.shape[:4], cg, blocks, fb), dtype=slab.dtype)
+    out = aligned_empty((*slab.shape[:4], cg, blocks, fb), slab.dtype)
     flat = out.reshape(-1, cg, blocks * fb)
     if fg == 1:  # one filter per group: a plain (strided) copy
         flat[..., :groups] = np.swapaxes(slab.reshape(-1, groups, cg), 1, 2)
@@ -226,7 +241,7 @@ def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bias, spec: Conv3DSpec, 
                          workspace_bytes: int) -> np.ndarray:
     """Pre-activation output (N, Do, Ho, Wo, F) for a channels-last input, in x's dtype, from
     weights packed by `pack_weights`."""
-    out = np.empty((spec.batch, *spec.output_spatial, spec.filters), dtype=x.dtype)
+    out = aligned_empty((spec.batch, *spec.output_spatial, spec.filters), x.dtype)
     if p.kernel == "broadcast":
         run = _broadcast_kernel(p.rw, p.fb)
     else:
