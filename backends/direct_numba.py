@@ -75,10 +75,10 @@ def plan(spec: Conv3DSpec, dtype: np.dtype) -> Plan | None:
 @functools.cache
 def _broadcast_kernel(rw: int, fb: int):
     @numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
-    def kernel(slab, wp, out, origin, source, strides, dilation):
+    def kernel(slab, wp, bp, out, origin, source, strides, dilation):
         """out[n0+n, od0+i, oh0+j, ow, g*fg + blk*fb + f] = sum over taps (a, b, c) and ci of
         slab[sn+n, sd0 + i*sd + a*dd, sh0 + j*sh + b*dh, ow*sw + c*dw, g*cg + ci]
-        * wp[g, blk, a, b, c, ci, f]."""
+        * wp[g, blk, a, b, c, ci, f] (+ bp[g, blk, f] unless bp is empty)."""
         n0, od0, oh0, ns, nd, nh = origin
         sn, sd0, sh0 = source
         sd, sh, sw = strides
@@ -110,6 +110,10 @@ def _broadcast_kernel(rw: int, fb: int):
                                     xv = slab[sn + n, d, h, (ow0 + r) * sw + c * dw, g * cg + ci]
                                     for f in range(fb):
                                         acc[r, f] += xv * wp[g, blk, a, b, c, ci, f]
+                if bp.size:
+                    for r in range(rw):
+                        for f in range(fb):
+                            acc[r, f] += bp[g, blk, f]
                 stored = min(fb, fg - blk * fb)
                 for r in range(rw):
                     if stored == fb:  # a constant trip count: vector stores
@@ -126,10 +130,10 @@ def _lane_kernel(rw: int, fb: int, kw: int, sw: int, dw: int):
     """Specialised on the kernel width, stride and dilation along W as well: the rw x kw input
     vectors of a tap row are then known at compile time, and LLVM loads each distinct one once."""
     @numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
-    def kernel(slab, wp, out, origin, source, strides, dilation):
+    def kernel(slab, wp, bp, out, origin, source, strides, dilation):
         """out[n0+n, od0+i, oh0+j, ow, blk*fb + f] = sum over taps (a, b, c) and ci of
         slab[sn+n, sd0 + i*sd + a*dd, sh0 + j*sh + b*dh, ow*sw + c*dw, ci, blk, f]
-        * wp[blk, a, b, c, ci, f]."""
+        * wp[blk, a, b, c, ci, f] (+ bp[blk, f] unless bp is empty)."""
         n0, od0, oh0, ns, nd, nh = origin
         sn, sd0, sh0 = source
         sd, sh, _ = strides
@@ -158,6 +162,10 @@ def _lane_kernel(rw: int, fb: int, kw: int, sw: int, dw: int):
                                     for f in range(fb):
                                         acc[r, f] += (slab[sn + n, d, h, (ow0 + r) * sw + c * dw, ci, blk, f]
                                                       * wp[blk, a, b, c, ci, f])
+                if bp.size:
+                    for r in range(rw):
+                        for f in range(fb):
+                            acc[r, f] += bp[blk, f]
                 stored = min(fb, filters - blk * fb)
                 for r in range(rw):
                     if stored == fb:  # a constant trip count: vector stores
@@ -205,6 +213,17 @@ def _aligned_copy(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def pack_bias(bias: np.ndarray | None, spec: Conv3DSpec, p: Plan, dtype) -> np.ndarray:
+    """The bias in the weights' block layout, (G, blocks, fb) or (blocks, fb); empty for none."""
+    broadcast = p.kernel == "broadcast"
+    if bias is None:
+        return np.zeros((0,) * (3 if broadcast else 2), dtype=dtype)
+    groups = spec.groups if broadcast else 1
+    out = np.zeros((groups, _blocks(spec.filters // groups, p.fb) * p.fb), dtype=dtype)
+    out[:, :spec.filters // groups] = bias.reshape(groups, -1)
+    return out.reshape(groups, -1, p.fb) if broadcast else out.reshape(-1, p.fb)
+
+
 def _lane_input(slab, out, fg):
     """out[p, ci, g*fg + j] = slab[p, g*cg + ci]: lane f holds the input channel that feeds
     filter f; the lanes past the last filter are zero."""
@@ -237,10 +256,10 @@ def _lanes(slab: np.ndarray, spec: Conv3DSpec, wp: np.ndarray) -> np.ndarray:
     return out
 
 
-def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bias, spec: Conv3DSpec, p: Plan,
+def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Conv3DSpec, p: Plan,
                          workspace_bytes: int) -> np.ndarray:
-    """Pre-activation output (N, Do, Ho, Wo, F) for a channels-last input, in x's dtype, from
-    weights packed by `pack_weights`."""
+    """Pre-activation output (N, Do, Ho, Wo, F) for a channels-last input, in x's dtype, from the
+    weights and bias packed by `pack_weights` and `pack_bias`."""
     out = aligned_empty((spec.batch, *spec.output_spatial, spec.filters), x.dtype)
     if p.kernel == "broadcast":
         run = _broadcast_kernel(p.rw, p.fb)
@@ -248,7 +267,10 @@ def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bias, spec: Conv3DSpec, 
         run = _lane_kernel(p.rw, p.fb, spec.kernel_size[2], spec.strides[2], spec.dilation_rate[2])
     sd, sh, _ = spec.strides
     unpadded = p.kernel == "broadcast" and not any(sum(pad) for pad in spec.pads)
-    lane_values = 0 if p.kernel == "broadcast" else wp.shape[0] * p.fb * wp.shape[-2]
+    lane_width = wp.shape[0] * p.fb
+    # one input channel per filter: the channel-padded slab already is the lane kernel's input
+    lanes_by_padding = p.kernel == "lane" and spec.in_channels == spec.filters == spec.groups
+    lane_values = 0 if p.kernel == "broadcast" else lane_width * wp.shape[-2]
     per_pixel = 0 if unpadded else x.dtype.itemsize * np.prod(spec.strides) * (spec.in_channels + lane_values)
     for tile in tiles(spec, int(per_pixel), min(workspace_bytes // 4, 64 * 2**20)):
         n0, n1, od0, od1, oh0, oh1 = tile
@@ -256,14 +278,14 @@ def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bias, spec: Conv3DSpec, 
         if unpadded:  # the kernel reads the input where it lies
             slab, source = x, (n0, od0 * sd, oh0 * sh)
         else:
+            extra_c = lane_width - spec.in_channels if lanes_by_padding else 0
             with phase("pad"):
-                slab, source = padded_slab(np, x, spec, tile), (0, 0, 0)
-        if p.kernel == "lane":
+                slab, source = padded_slab(np, x, spec, tile, extra_c), (0, 0, 0)
+        if lanes_by_padding:
+            slab = slab.reshape(*slab.shape[:4], 1, -1, p.fb)
+        elif p.kernel == "lane":
             with phase("lanes"):
                 slab = _lanes(slab, spec, wp)
         with phase("kernel"):
-            run(slab, wp, out, origin, source, spec.strides, spec.dilation_rate)
-    if bias is not None:
-        with phase("bias"):
-            out += bias
+            run(slab, wp, bp, out, origin, source, spec.strides, spec.dilation_rate)
     return out

@@ -39,8 +39,8 @@ def _extent(count: int, k: int, s: int, d: int) -> int:
     return (count - 1) * s + d * (k - 1) + 1
 
 
-def padded_slab(xp, x, spec: Conv3DSpec, tile: Tile, extra_w: int = 0):
-    """The zero-padded input block read by a tile (all of W, and `extra_w` more zeros on the right)."""
+def padded_slab(xp, x, spec: Conv3DSpec, tile: Tile, extra_c: int = 0):
+    """The zero-padded input block read by a tile (all of W; `extra_c` zero channels appended)."""
     n0, n1, od0, od1, oh0, oh1 = tile
     sample = x[n0:n1]
     (pd, _), (ph, _), (pw0, pw1) = spec.pads
@@ -53,7 +53,7 @@ def padded_slab(xp, x, spec: Conv3DSpec, tile: Tile, extra_w: int = 0):
     (d_start, d_stop, d_lo, d_hi), (h_start, h_stop, h_lo, h_hi) = bounds
     block = sample[:, d_lo:d_hi, h_lo:h_hi]
     return xp.pad(block, ((0, 0), (d_lo - d_start, d_stop - d_hi), (h_lo - h_start, h_stop - h_hi),
-                          (pw0, pw1 + extra_w), (0, 0)))
+                          (pw0, pw1), (0, extra_c)))
 
 
 def _tap_view(slab, spec: Conv3DSpec, rows: int, cols_h: int, tap: tuple[int, int, int]):

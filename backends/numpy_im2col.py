@@ -43,12 +43,13 @@ class NumpyIm2col(Backend):
         kernel = np.ascontiguousarray(kernel, dtype=dtype)
         bias = None if bias is None else np.asarray(bias, dtype=dtype)
         plan = direct_numba.plan(spec, dtype) if self.direct else None
-        packed = None if plan is None else direct_numba.pack_weights(kernel, spec, plan)
+        if plan is not None:
+            wp = direct_numba.pack_weights(kernel, spec, plan)
+            bp = direct_numba.pack_bias(bias, spec, plan, dtype)
 
         def run() -> np.ndarray:
             if plan is not None:
-                out = direct_numba.conv3d_channels_last(x_cl, packed, bias, spec, plan,
-                                                        self.workspace_bytes)
+                out = direct_numba.conv3d_channels_last(x_cl, wp, bp, spec, plan, self.workspace_bytes)
             else:
                 out = im2col.conv3d_channels_last(np, x_cl, kernel, bias, spec, self.workspace_bytes)
             with phase("epilogue"):
