@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.im2col import padded_slab, tiles
+from backends.im2col import slab_window, tiles
 from backends.phases import phase
 from reference.spec import Conv3DSpec
 
@@ -76,7 +76,7 @@ def plan(spec: Conv3DSpec, dtype: np.dtype) -> Plan | None:
 def _broadcast_kernel(rw: int, fb: int):
     @numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
     def kernel(slab, wp, bp, out, origin, source, strides, dilation):
-        """out[n0+n, od0+i, oh0+j, ow, g*fg + blk*fb + f] = sum over taps (a, b, c) and ci of
+        """out[n0+n, od0+i, oh0+j, ow, (g*blocks + blk)*fb + f] = sum over taps (a, b, c) and ci of
         slab[sn+n, sd0 + i*sd + a*dd, sh0 + j*sh + b*dh, ow*sw + c*dw, g*cg + ci]
         * wp[g, blk, a, b, c, ci, f] (+ bp[g, blk, f] unless bp is empty)."""
         n0, od0, oh0, ns, nd, nh = origin
@@ -84,8 +84,7 @@ def _broadcast_kernel(rw: int, fb: int):
         sd, sh, sw = strides
         dd, dh, dw = dilation
         groups, nblk, kd, kh, kw, cg, _ = wp.shape
-        w_out, filters = out.shape[3], out.shape[4]
-        fg = filters // groups
+        w_out = out.shape[3]
         for job in numba.prange(ns * nd * nh * groups * nblk):
             blk = job % nblk
             t = job // nblk
@@ -114,14 +113,9 @@ def _broadcast_kernel(rw: int, fb: int):
                     for r in range(rw):
                         for f in range(fb):
                             acc[r, f] += bp[g, blk, f]
-                stored = min(fb, fg - blk * fb)
                 for r in range(rw):
-                    if stored == fb:  # a constant trip count: vector stores
-                        for f in range(fb):
-                            out[n0 + n, od0 + i, oh0 + j, ow0 + r, g * fg + blk * fb + f] = acc[r, f]
-                    else:
-                        for f in range(stored):
-                            out[n0 + n, od0 + i, oh0 + j, ow0 + r, g * fg + blk * fb + f] = acc[r, f]
+                    for f in range(fb):
+                        out[n0 + n, od0 + i, oh0 + j, ow0 + r, (g * nblk + blk) * fb + f] = acc[r, f]
     return kernel
 
 
@@ -139,7 +133,7 @@ def _lane_kernel(rw: int, fb: int, kw: int, sw: int, dw: int):
         sd, sh, _ = strides
         dd, dh, _ = dilation
         nblk, kd, kh, _, cg, _ = wp.shape
-        w_out, filters = out.shape[3], out.shape[4]
+        w_out = out.shape[3]
         for job in numba.prange(ns * nd * nh * nblk):
             blk = job % nblk
             t = job // nblk
@@ -166,14 +160,9 @@ def _lane_kernel(rw: int, fb: int, kw: int, sw: int, dw: int):
                     for r in range(rw):
                         for f in range(fb):
                             acc[r, f] += bp[blk, f]
-                stored = min(fb, filters - blk * fb)
                 for r in range(rw):
-                    if stored == fb:  # a constant trip count: vector stores
-                        for f in range(fb):
-                            out[n0 + n, od0 + i, oh0 + j, ow0 + r, blk * fb + f] = acc[r, f]
-                    else:
-                        for f in range(stored):
-                            out[n0 + n, od0 + i, oh0 + j, ow0 + r, blk * fb + f] = acc[r, f]
+                    for f in range(fb):
+                        out[n0 + n, od0 + i, oh0 + j, ow0 + r, blk * fb + f] = acc[r, f]
     return kernel
 
 
@@ -192,7 +181,7 @@ def _blocks(count: int, fb: int) -> int:
 
 def pack_weights(kernel: np.ndarray, spec: Conv3DSpec, p: Plan) -> np.ndarray:
     """Broadcast: (G, blocks, kd, kh, kw, Cg, fb); lane: (blocks, kd, kh, kw, Cg, fb); the
-    filters past the last one are zero (computed, never stored)."""
+    filters past the last one are zero (computed into the padding of the output buffer)."""
     groups, cg = spec.groups, spec.in_channels // spec.groups
     fg = spec.filters // groups
     if p.kernel == "lane":  # lane f of input position ci meets w[..., ci, f]
@@ -222,6 +211,39 @@ def pack_bias(bias: np.ndarray | None, spec: Conv3DSpec, p: Plan, dtype) -> np.n
     out = np.zeros((groups, _blocks(spec.filters // groups, p.fb) * p.fb), dtype=dtype)
     out[:, :spec.filters // groups] = bias.reshape(groups, -1)
     return out.reshape(groups, -1, p.fb) if broadcast else out.reshape(-1, p.fb)
+
+
+def _fill_slab(x, slab, n0, d_start, h_start, w_start):
+    """slab[n, d, h, w, c] = x[n0 + n, d_start + d, h_start + h, w_start + w, c] where that lies in
+    x, else 0 (the padding, and the channels past x's)."""
+    slabs, depth, height, width, channels = slab.shape
+    _, d_in, h_in, w_in, c_in = x.shape
+    for job in numba.prange(slabs * depth * height):
+        h = job % height
+        d = job // height % depth
+        n = job // (height * depth)
+        di, hi = d_start + d, h_start + h
+        row_inside = 0 <= di < d_in and 0 <= hi < h_in
+        for w in range(width):
+            wi = w_start + w
+            copied = c_in if row_inside and 0 <= wi < w_in else 0
+            for c in range(copied):
+                slab[n, d, h, w, c] = x[n0 + n, di, hi, wi, c]
+            for c in range(copied, channels):
+                slab[n, d, h, w, c] = 0
+
+
+_fill_slab_kernel = None if numba is None else numba.njit(parallel=True, cache=True)(_fill_slab)
+
+
+def padded_slab(x: np.ndarray, spec: Conv3DSpec, tile, channels: int) -> np.ndarray:
+    """The zero-padded input block a tile reads, with `channels` channels (>= x's; the rest 0),
+    filled in one parallel pass into an aligned buffer."""
+    d_start, d_size, h_start, h_size = slab_window(spec, tile)
+    pw0, pw1 = spec.pads[2]
+    slab = aligned_empty((tile[1] - tile[0], d_size, h_size, x.shape[3] + pw0 + pw1, channels), x.dtype)
+    _fill_slab_kernel(x, slab, tile[0], d_start, h_start, -pw0)
+    return slab
 
 
 def _lane_input(slab, out, fg):
@@ -259,15 +281,19 @@ def _lanes(slab: np.ndarray, spec: Conv3DSpec, wp: np.ndarray) -> np.ndarray:
 def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Conv3DSpec, p: Plan,
                          workspace_bytes: int) -> np.ndarray:
     """Pre-activation output (N, Do, Ho, Wo, F) for a channels-last input, in x's dtype, from the
-    weights and bias packed by `pack_weights` and `pack_bias`."""
-    out = aligned_empty((spec.batch, *spec.output_spatial, spec.filters), x.dtype)
+    weights and bias packed by `pack_weights` and `pack_bias`. The kernels store whole filter
+    blocks, so where F is not a multiple of the block the result is a view of a channel-padded
+    buffer (a blocked layout, as oneDNN's), or a compacted copy for grouped layers."""
+    blocks = wp.shape[-6]
+    groups = spec.groups if p.kernel == "broadcast" else 1
+    out = aligned_empty((spec.batch, *spec.output_spatial, groups * blocks * p.fb), x.dtype)
     if p.kernel == "broadcast":
         run = _broadcast_kernel(p.rw, p.fb)
     else:
         run = _lane_kernel(p.rw, p.fb, spec.kernel_size[2], spec.strides[2], spec.dilation_rate[2])
     sd, sh, _ = spec.strides
     unpadded = p.kernel == "broadcast" and not any(sum(pad) for pad in spec.pads)
-    lane_width = wp.shape[0] * p.fb
+    lane_width = blocks * p.fb
     # one input channel per filter: the channel-padded slab already is the lane kernel's input
     lanes_by_padding = p.kernel == "lane" and spec.in_channels == spec.filters == spec.groups
     lane_values = 0 if p.kernel == "broadcast" else lane_width * wp.shape[-2]
@@ -278,9 +304,9 @@ def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Co
         if unpadded:  # the kernel reads the input where it lies
             slab, source = x, (n0, od0 * sd, oh0 * sh)
         else:
-            extra_c = lane_width - spec.in_channels if lanes_by_padding else 0
+            channels = lane_width if lanes_by_padding else spec.in_channels
             with phase("pad"):
-                slab, source = padded_slab(np, x, spec, tile, extra_c), (0, 0, 0)
+                slab, source = padded_slab(x, spec, tile, channels), (0, 0, 0)
         if lanes_by_padding:
             slab = slab.reshape(*slab.shape[:4], 1, -1, p.fb)
         elif p.kernel == "lane":
@@ -288,4 +314,10 @@ def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Co
                 slab = _lanes(slab, spec, wp)
         with phase("kernel"):
             run(slab, wp, bp, out, origin, source, spec.strides, spec.dilation_rate)
-    return out
+    if out.shape[-1] == spec.filters:
+        return out
+    if groups == 1:
+        return out[..., :spec.filters]
+    with phase("layout"):
+        padded = out.reshape(*out.shape[:4], groups, blocks * p.fb)
+        return np.ascontiguousarray(padded[..., :spec.filters // groups]).reshape(*out.shape[:4], -1)

@@ -39,21 +39,25 @@ def _extent(count: int, k: int, s: int, d: int) -> int:
     return (count - 1) * s + d * (k - 1) + 1
 
 
-def padded_slab(xp, x, spec: Conv3DSpec, tile: Tile, extra_c: int = 0):
-    """The zero-padded input block read by a tile (all of W; `extra_c` zero channels appended)."""
-    n0, n1, od0, od1, oh0, oh1 = tile
-    sample = x[n0:n1]
-    (pd, _), (ph, _), (pw0, pw1) = spec.pads
-    bounds = []
-    for (o0, o1, pad), n, k, s, d in zip(((od0, od1, pd), (oh0, oh1, ph)), sample.shape[1:3],
-                                         spec.kernel_size, spec.strides, spec.dilation_rate):
-        start = o0 * s - pad
-        stop = start + _extent(o1 - o0, k, s, d)
-        bounds.append((start, stop, max(start, 0), min(stop, n)))
-    (d_start, d_stop, d_lo, d_hi), (h_start, h_stop, h_lo, h_hi) = bounds
-    block = sample[:, d_lo:d_hi, h_lo:h_hi]
-    return xp.pad(block, ((0, 0), (d_lo - d_start, d_stop - d_hi), (h_lo - h_start, h_stop - h_hi),
-                          (pw0, pw1), (0, extra_c)))
+def slab_window(spec: Conv3DSpec, tile: Tile) -> tuple[int, int, int, int]:
+    """(d_start, d_size, h_start, h_size): the input rows a tile reads, padding included (a start
+    below 0 or an end past the input lies in the zero padding)."""
+    _, _, od0, od1, oh0, oh1 = tile
+    (pd, _), (ph, _), _ = spec.pads
+    (kd, kh, _), (sd, sh, _), (dd, dh, _) = spec.kernel_size, spec.strides, spec.dilation_rate
+    return (od0 * sd - pd, _extent(od1 - od0, kd, sd, dd), oh0 * sh - ph, _extent(oh1 - oh0, kh, sh, dh))
+
+
+def padded_slab(xp, x, spec: Conv3DSpec, tile: Tile):
+    """The zero-padded input block read by a tile (all of W)."""
+    n0, n1 = tile[:2]
+    d_start, d_size, h_start, h_size = slab_window(spec, tile)
+    (d_in, h_in), (pw0, pw1) = x.shape[1:3], spec.pads[2]
+    d_lo, d_hi = max(d_start, 0), min(d_start + d_size, d_in)
+    h_lo, h_hi = max(h_start, 0), min(h_start + h_size, h_in)
+    block = x[n0:n1, d_lo:d_hi, h_lo:h_hi]
+    return xp.pad(block, ((0, 0), (d_lo - d_start, d_start + d_size - d_hi),
+                          (h_lo - h_start, h_start + h_size - h_hi), (pw0, pw1), (0, 0)))
 
 
 def _tap_view(slab, spec: Conv3DSpec, rows: int, cols_h: int, tap: tuple[int, int, int]):
