@@ -45,27 +45,37 @@ VECTOR_BYTES = 64  # AVX-512; on narrower machines LLVM splits the vectors, stil
 MAX_ROWS = {"broadcast": {1: 12, 2: 8, 4: 6}, "lane": {1: 8, 2: 8, 4: 4}}
 EFFICIENCY = {1: 0.75, 2: 1.0, 4: 1.0}
 MIN_BROADCAST_FILTERS = 16
+# Output block (rows along H, pixels along W) of the depthwise kernel by vectors per channel block.
+DEPTHWISE_BLOCK = {1: (4, 4), 2: (3, 3)}
 
 
 @dataclass(frozen=True)
 class Plan:
-    kernel: str  # "broadcast" or "lane"
+    kernel: str  # "broadcast", "lane" or "depthwise"
     fb: int  # filters per register block
     rw: int  # output pixels along W per register block
+    rh: int = 1  # output rows along H per register block (depthwise)
 
 
-def plan(spec: Conv3DSpec, dtype: np.dtype) -> Plan | None:
-    """The kernel and block sizes for a layer, or None where numba is missing."""
+def plan(spec: Conv3DSpec, dtype: np.dtype, in_place: bool = True) -> Plan | None:
+    """The kernel and block sizes for a layer, or None where numba is missing. `in_place`: the
+    depthwise kernel may be used: the input is a C-contiguous channels-last array (read where it
+    lies) and the weights are finite (padding taps are skipped, where the reference adds 0 * w)."""
     if numba is None:
         return None
     lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
+    _, ho, wo = spec.output_spatial
+    channels = spec.in_channels
+    if spec.groups == channels == spec.filters > 1 and channels >= lanes and spec.channels_last and in_place:
+        fb = 2 * lanes if channels >= 2 * lanes else lanes
+        rh, rw = DEPTHWISE_BLOCK[fb // lanes]
+        return Plan("depthwise", fb, min(rw, wo), min(rh, ho))
     fg = spec.filters // spec.groups
     kernel = "broadcast" if fg >= MIN_BROADCAST_FILTERS else "lane"
     width = fg if kernel == "broadcast" else spec.filters
     # filter blocks of 16, 32 or 64: a loop of 16 or more stays vectorised (see the unroll limit)
     choices = [fb for fb in (64, 32, 16) if fb // lanes in EFFICIENCY]
     fb = min(choices, key=lambda f: (-(-width // f) * f / EFFICIENCY[f // lanes], -f))
-    wo = spec.output_spatial[2]
     max_rw = min(MAX_ROWS[kernel][fb // lanes], wo)  # the last block of a row overlaps the one before
     # most useful outputs per block (registers amortise loads), then least recomputation
     rw = min(range(1, max_rw + 1), key=lambda r: (-wo / -(-wo // r), -(-wo // r) * r))
@@ -166,6 +176,93 @@ def _lane_kernel(rw: int, fb: int, kw: int, sw: int, dw: int):
     return kernel
 
 
+@functools.cache
+def _depthwise_kernel(rh: int, rw: int, fb: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
+                      checked: bool):
+    """One channel per group, read where it lies: blocks of rh x rw output pixels (H x W) of fb
+    channels. Specialised on the taps, strides and dilations along H and W too, so the input
+    vectors of one depth tap are known at compile time and LLVM loads each distinct one once
+    (an input row serves up to kh output rows of the block). Padding taps are skipped: `checked`
+    kernels test each tap, the others run the blocks whose taps all lie in the input."""
+    @numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+    def kernel(x, wp, bp, starts, out, pads, sd, dd, row_starts, col_starts):
+        """For output rows j0 .. j0+rh-1 (those below Ho) of each j0 in row_starts, columns
+        ow0 .. ow0+rw-1 of each ow0 in col_starts, and channel blocks [starts[blk], +fb):
+        out[n, i, j, ow, c] = sum over in-input taps (a, b, c') of x[n, i*sd - pd + a*dd,
+        j*sh - ph + b*dh, ow*sw - pw + c'*dw, c] * wp[blk, a, b, c', c - starts[blk]] (+ bias).
+        The lanes of a block that the block before it covers are not stored (the last block
+        overlaps), so no two threads write one element."""
+        _, d_in, h_in, w_in, _ = x.shape
+        n_out, d_out, h_out, _, _ = out.shape
+        nblk, kd = wp.shape[0], wp.shape[1]
+        pd, ph, pw = pads
+        nh = row_starts.size
+        zero = out.dtype.type(0)
+        for job in numba.prange(n_out * d_out * nh * nblk):
+            blk = job % nblk
+            t = job // nblk
+            j0 = row_starts[t % nh]
+            t //= nh
+            i = t % d_out
+            n = t // d_out
+            c0 = np.uint64(starts[blk])  # unsigned channel index: no negative wrap-around
+            first = 0 if blk == 0 else starts[blk - 1] + fb - starts[blk]
+            rows = min(rh, h_out - j0)
+            h0 = j0 * sh - ph
+            acc = np.empty((rh, rw, fb), dtype=out.dtype)
+            for ow0 in col_starts:
+                w0 = ow0 * sw - pw
+                for q in range(rh):
+                    for r in range(rw):
+                        for f in range(fb):
+                            acc[q, r, f] = 0
+                for a in range(kd):
+                    d = i * sd - pd + a * dd
+                    if d < 0 or d >= d_in:
+                        continue
+                    for q in range(rh):
+                        for b in range(kh):
+                            h = h0 + q * sh + b * dh
+                            row_in = (h >= 0) & (h < h_in)
+                            if checked:
+                                h = min(max(h, 0), h_in - 1)
+                            for c in range(kw):
+                                for r in range(rw):
+                                    col = w0 + r * sw + c * dw
+                                    tap_in = row_in & (col >= 0) & (col < w_in)
+                                    if checked:
+                                        col = min(max(col, 0), w_in - 1)
+                                    for f in range(fb):
+                                        v = x[n, d, h, col, c0 + np.uint64(f)]
+                                        if checked and not tap_in:  # a padding tap: load clamped, value 0
+                                            v = zero
+                                        acc[q, r, f] += v * wp[blk, a, b, c, f]
+                if bp.size:
+                    for q in range(rh):
+                        for r in range(rw):
+                            for f in range(fb):
+                                acc[q, r, f] += bp[blk, f]
+                for q in range(rows):
+                    for r in range(rw):
+                        for f in range(fb):
+                            if f >= first:
+                                out[n, i, j0 + q, ow0 + r, c0 + np.uint64(f)] = acc[q, r, f]
+    return kernel
+
+
+def _split(count: int, block: int, overlap: bool, size: int, k: int, s: int, d: int,
+           pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """Block starts along one output axis of `count` outputs (with `overlap`, the last block ends
+    at the last output, overlapping the one before), split into the blocks whose taps all lie in
+    the input of `size` and the others."""
+    starts = np.arange(0, count, block)
+    if overlap:
+        starts = np.minimum(starts, count - block)
+    first_in = starts * s - pad
+    inside = (first_in >= 0) & (first_in + (block - 1) * s + (k - 1) * d < size)
+    return starts[inside], starts[~inside]
+
+
 def aligned_empty(shape: tuple[int, ...], dtype, align: int = VECTOR_BYTES) -> np.ndarray:
     """np.empty starting on an `align`-byte boundary: a vector load that straddles two cache lines
     costs two (NumPy aligns to 16 bytes only, and which allocations happen to land on 64 varies)."""
@@ -179,11 +276,25 @@ def _blocks(count: int, fb: int) -> int:
     return -(-count // fb)
 
 
+def channel_starts(channels: int, fb: int) -> np.ndarray:
+    """The first channel of each depthwise block: every fb, the last block ending at the last
+    channel (overlapping the one before where fb does not divide the channels)."""
+    return np.minimum(np.arange(0, channels, fb), channels - fb)
+
+
+def _depthwise_channels(spec: Conv3DSpec, p: Plan) -> np.ndarray:
+    """(blocks, fb): the channel each lane of each depthwise block computes."""
+    return channel_starts(spec.filters, p.fb)[:, None] + np.arange(p.fb)
+
+
 def pack_weights(kernel: np.ndarray, spec: Conv3DSpec, p: Plan) -> np.ndarray:
     """Broadcast: (G, blocks, kd, kh, kw, Cg, fb); lane: (blocks, kd, kh, kw, Cg, fb); the
-    filters past the last one are zero (computed into the padding of the output buffer)."""
+    filters past the last one are zero (computed into the padding of the output buffer).
+    Depthwise: (blocks, kd, kh, kw, fb), block b holding channels channel_starts(...)[b] + f."""
     groups, cg = spec.groups, spec.in_channels // spec.groups
     fg = spec.filters // groups
+    if p.kernel == "depthwise":
+        return _aligned_copy(np.moveaxis(kernel[..., 0, _depthwise_channels(spec, p)], 3, 0))
     if p.kernel == "lane":  # lane f of input position ci meets w[..., ci, f]
         width = _blocks(spec.filters, p.fb) * p.fb
         w = np.zeros((*spec.kernel_size, cg, width), dtype=kernel.dtype)
@@ -207,6 +318,8 @@ def pack_bias(bias: np.ndarray | None, spec: Conv3DSpec, p: Plan, dtype) -> np.n
     broadcast = p.kernel == "broadcast"
     if bias is None:
         return np.zeros((0,) * (3 if broadcast else 2), dtype=dtype)
+    if p.kernel == "depthwise":
+        return np.ascontiguousarray(bias[_depthwise_channels(spec, p)], dtype=dtype)
     groups = spec.groups if broadcast else 1
     out = np.zeros((groups, _blocks(spec.filters // groups, p.fb) * p.fb), dtype=dtype)
     out[:, :spec.filters // groups] = bias.reshape(groups, -1)
@@ -278,12 +391,34 @@ def _lanes(slab: np.ndarray, spec: Conv3DSpec, wp: np.ndarray) -> np.ndarray:
     return out
 
 
+def _depthwise(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Conv3DSpec, p: Plan) -> np.ndarray:
+    """The depthwise kernel over the whole output, no workspace: the blocks whose taps all lie in
+    the input without bounds checks, then the ones along the edges with them."""
+    (_, kh, kw), (sd, sh, sw), (dd, dh, dw) = spec.kernel_size, spec.strides, spec.dilation_rate
+    _, ho, wo = spec.output_spatial
+    pads = tuple(before for before, _ in spec.pads)
+    rows_in, rows_edge = _split(ho, p.rh, False, x.shape[2], kh, sh, dh, pads[1])
+    cols_in, cols_edge = _split(wo, p.rw, True, x.shape[3], kw, sw, dw, pads[2])
+    out = np.empty((spec.batch, *spec.output_spatial, spec.filters), x.dtype)
+    starts = channel_starts(spec.filters, p.fb)
+    parts = [(False, rows_in, cols_in), (True, rows_in, cols_edge),
+             (True, rows_edge, np.concatenate([cols_in, cols_edge]))]
+    for checked, rows, cols in parts:
+        if rows.size and cols.size:
+            run = _depthwise_kernel(p.rh, p.rw, p.fb, kh, kw, sh, sw, dh, dw, checked)
+            with phase("kernel"):
+                run(x, wp, bp, starts, out, pads, sd, dd, rows, cols)
+    return out
+
+
 def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Conv3DSpec, p: Plan,
                          workspace_bytes: int) -> np.ndarray:
     """Pre-activation output (N, Do, Ho, Wo, F) for a channels-last input, in x's dtype, from the
     weights and bias packed by `pack_weights` and `pack_bias`. The kernels store whole filter
     blocks, so where F is not a multiple of the block the result is a view of a channel-padded
     buffer (a blocked layout, as oneDNN's), or a compacted copy for grouped layers."""
+    if p.kernel == "depthwise":
+        return _depthwise(x, wp, bp, spec, p)
     blocks = wp.shape[-6]
     groups = spec.groups if p.kernel == "broadcast" else 1
     out = aligned_empty((spec.batch, *spec.output_spatial, groups * blocks * p.fb), x.dtype)

@@ -42,7 +42,8 @@ class NumpyIm2col(Backend):
         x_cl = x if spec.channels_last else np.moveaxis(x, 1, -1)
         kernel = np.ascontiguousarray(kernel, dtype=dtype)
         bias = None if bias is None else np.asarray(bias, dtype=dtype)
-        plan = direct_numba.plan(spec, dtype) if self.direct else None
+        in_place = x_cl.flags.c_contiguous and bool(np.isfinite(kernel).all())
+        plan = direct_numba.plan(spec, dtype, in_place) if self.direct else None
         if plan is not None:
             wp = direct_numba.pack_weights(kernel, spec, plan)
             bp = direct_numba.pack_bias(bias, spec, plan, dtype)

@@ -72,3 +72,46 @@ def test_extra_memory_stays_within_the_workspace(kernel, groups, channels):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak - output_bytes <= budget, (peak, output_bytes)
+
+
+DEPTHWISE = [  # (input shape, kernel, strides, dilation, padding): edges, overlapping blocks, tails
+    ((2, 7, 9, 11, 37), (3, 2, 3), (1, 2, 1), 1, "same"),
+    ((1, 5, 6, 7, 16), (2, 3, 3), 1, (1, 2, 2), "same"),
+    ((1, 6, 9, 10, 20), (2, 3, 3), (2, 1, 2), 1, "valid"),
+    ((1, 3, 2, 2, 33), 3, 1, 1, "same"),
+    ((2, 4, 5, 3, 17), 4, (3, 1, 2), 1, "same"),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("data", ["normal", "special", "exact"])
+def test_depthwise_kernel_reads_the_input_in_place_within_bound(dtype, data):
+    """groups == channels == filters, channels last: the depthwise kernel, with and without bias,
+    where padding taps are skipped (special values must still propagate as in the reference)."""
+    backend = NumpyIm2col()
+    for i, ((shape, k, s, d, padding), bias) in enumerate(itertools.product(DEPTHWISE, [True, False])):
+        spec = Conv3DSpec(filters=shape[-1], kernel_size=k, strides=s, dilation_rate=d, padding=padding,
+                          groups=shape[-1], use_bias=bias, input_shape=shape)
+        plan = direct_numba.plan(spec, np.dtype(dtype))
+        assert plan.kernel == "depthwise", (spec.descriptor, plan)
+        x, w, b = make_arrays(spec, dtype, data, i)
+        got = backend.conv3d(x, w, b, **spec.conv_kwargs())
+        verdict = judge(evaluate(x, w, b, **spec.conv_kwargs()), got, x, w, dtype, dtype)
+        assert verdict.status != FAIL, (spec.descriptor, dtype, data, plan, verdict)
+
+
+def test_depthwise_plan_falls_back_to_the_lane_kernel():
+    """Channels first, a non-contiguous input, non-finite weights or fewer channels than a vector:
+    the lane kernel."""
+    spec = Conv3DSpec(filters=32, kernel_size=3, groups=32, padding="same", input_shape=(1, 4, 4, 4, 32))
+    assert direct_numba.plan(spec, np.dtype("float32")).kernel == "depthwise"
+    assert direct_numba.plan(spec, np.dtype("float32"), in_place=False).kernel == "lane"
+    first = Conv3DSpec(filters=32, kernel_size=3, groups=32, data_format="channels_first",
+                       input_shape=(1, 32, 4, 4, 4))
+    assert direct_numba.plan(first, np.dtype("float32")).kernel == "lane"
+    x, w, b = make_arrays(spec, "float32", "normal", 0)
+    w[0, 0, 0, 0, 5] = np.inf  # the reference's padding taps give 0 * inf = NaN at the borders
+    got = NumpyIm2col().conv3d(x, w, b, **spec.conv_kwargs())
+    assert judge(evaluate(x, w, b, **spec.conv_kwargs()), got, x, w, "float32", "float32").status != FAIL
+    narrow = Conv3DSpec(filters=8, kernel_size=3, groups=8, input_shape=(1, 4, 4, 4, 8))
+    assert direct_numba.plan(narrow, np.dtype("float32")).kernel == "lane"
