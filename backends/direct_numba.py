@@ -51,9 +51,9 @@ DEPTHWISE_BLOCK = {1: (4, 4), 2: (3, 3)}
 
 @dataclass(frozen=True)
 class Plan:
-    kernel: str  # "broadcast", "lane" or "depthwise"
+    kernel: str  # "broadcast", "lane", "depthwise" or "wvector"
     fb: int  # filters per register block
-    rw: int  # output pixels along W per register block
+    rw: int  # output pixels along W per register block (one vector each for "wvector")
     rh: int = 1  # output rows along H per register block (depthwise)
 
 
@@ -71,6 +71,9 @@ def plan(spec: Conv3DSpec, dtype: np.dtype, in_place: bool = True) -> Plan | Non
         rh, rw = DEPTHWISE_BLOCK[fb // lanes]
         return Plan("depthwise", fb, min(rw, wo), min(rh, ho))
     fg = spec.filters // spec.groups
+    if spec.groups > 1 and 2 <= fg < MIN_BROADCAST_FILTERS and spec.strides[2] == 1:
+        vectors = 4 if fg <= 4 else 2 if fg <= 8 else 1  # accumulators: fg x vectors <= 16
+        return Plan("wvector", fg, lanes * min(vectors, 1 << (-(-wo // lanes) - 1).bit_length()))
     kernel = "broadcast" if fg >= MIN_BROADCAST_FILTERS else "lane"
     width = fg if kernel == "broadcast" else spec.filters
     # filter blocks of 16, 32 or 64: a loop of 16 or more stays vectorised (see the unroll limit)
@@ -173,6 +176,54 @@ def _lane_kernel(rw: int, fb: int, kw: int, sw: int, dw: int):
                 for r in range(rw):
                     for f in range(fb):
                         out[n0 + n, od0 + i, oh0 + j, ow0 + r, blk * fb + f] = acc[r, f]
+    return kernel
+
+
+@functools.cache
+def _wvector_kernel(cg: int, fg: int, vw: int, kw: int, dw: int):
+    """Vectorised along W instead of over filters, for groups with few filters each (where a
+    filter vector would be mostly padding): a block of vw output pixels of one row x the fg
+    filters of one group, from an input slab transposed to (N, D, H, C, W), so that the vw
+    inputs a tap meets are contiguous. Stride 1 along W."""
+    @numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+    def kernel(slab, wp, bp, out, origin, source, strides, dilation):
+        """out[n0+n, od0+i, oh0+j, ow, g*fg + jj] = sum over taps (a, b, c) and ci of
+        slab[sn+n, sd0 + i*sd + a*dd, sh0 + j*sh + b*dh, g*cg + ci, ow + c*dw]
+        * wp[g, a, b, c, ci, jj] (+ bp[g, jj] unless bp is empty)."""
+        n0, od0, oh0, ns, nd, nh = origin
+        sn, sd0, sh0 = source
+        sd, sh, _ = strides
+        dd, dh, _ = dilation
+        groups, kd, kh = wp.shape[0], wp.shape[1], wp.shape[2]
+        w_out = out.shape[3]
+        wblocks = -(-w_out // vw)
+        for job in numba.prange(ns * nd * nh * groups * wblocks):
+            ow0 = job % wblocks * vw
+            t = job // wblocks
+            g = t % groups
+            t //= groups
+            j = t % nh
+            t //= nh
+            i = t % nd
+            n = t // nd
+            acc = np.zeros((fg, vw), dtype=out.dtype)
+            for a in range(kd):
+                for b in range(kh):
+                    d, h = sd0 + i * sd + a * dd, sh0 + j * sh + b * dh
+                    for ci in range(cg):
+                        for c in range(kw):
+                            w0 = np.uint64(ow0 + c * dw)  # unsigned: no negative wrap-around
+                            for jj in range(fg):
+                                weight = wp[g, a, b, c, ci, jj]
+                                for p in range(vw):
+                                    acc[jj, p] += slab[sn + n, d, h, g * cg + ci, w0 + np.uint64(p)] * weight
+            if bp.size:
+                for jj in range(fg):
+                    for p in range(vw):
+                        acc[jj, p] += bp[g, jj]
+            for p in range(min(vw, w_out - ow0)):
+                for jj in range(fg):
+                    out[n0 + n, od0 + i, oh0 + j, ow0 + p, g * fg + jj] = acc[jj, p]
     return kernel
 
 
@@ -290,11 +341,14 @@ def _depthwise_channels(spec: Conv3DSpec, p: Plan) -> np.ndarray:
 def pack_weights(kernel: np.ndarray, spec: Conv3DSpec, p: Plan) -> np.ndarray:
     """Broadcast: (G, blocks, kd, kh, kw, Cg, fb); lane: (blocks, kd, kh, kw, Cg, fb); the
     filters past the last one are zero (computed into the padding of the output buffer).
-    Depthwise: (blocks, kd, kh, kw, fb), block b holding channels channel_starts(...)[b] + f."""
+    Depthwise: (blocks, kd, kh, kw, fb), block b holding channels channel_starts(...)[b] + f.
+    W-vector: (G, kd, kh, kw, Cg, F/G)."""
     groups, cg = spec.groups, spec.in_channels // spec.groups
     fg = spec.filters // groups
     if p.kernel == "depthwise":
         return _aligned_copy(np.moveaxis(kernel[..., 0, _depthwise_channels(spec, p)], 3, 0))
+    if p.kernel == "wvector":
+        return np.ascontiguousarray(np.moveaxis(kernel.reshape(*kernel.shape[:4], groups, fg), 4, 0))
     if p.kernel == "lane":  # lane f of input position ci meets w[..., ci, f]
         width = _blocks(spec.filters, p.fb) * p.fb
         w = np.zeros((*spec.kernel_size, cg, width), dtype=kernel.dtype)
@@ -314,12 +368,15 @@ def _aligned_copy(a: np.ndarray) -> np.ndarray:
 
 
 def pack_bias(bias: np.ndarray | None, spec: Conv3DSpec, p: Plan, dtype) -> np.ndarray:
-    """The bias in the weights' block layout, (G, blocks, fb) or (blocks, fb); empty for none."""
+    """The bias in the weights' block layout, (G, blocks, fb), (blocks, fb) or (G, F/G); empty
+    for none."""
     broadcast = p.kernel == "broadcast"
     if bias is None:
         return np.zeros((0,) * (3 if broadcast else 2), dtype=dtype)
     if p.kernel == "depthwise":
         return np.ascontiguousarray(bias[_depthwise_channels(spec, p)], dtype=dtype)
+    if p.kernel == "wvector":
+        return np.ascontiguousarray(bias.reshape(spec.groups, -1), dtype=dtype)
     groups = spec.groups if broadcast else 1
     out = np.zeros((groups, _blocks(spec.filters // groups, p.fb) * p.fb), dtype=dtype)
     out[:, :spec.filters // groups] = bias.reshape(groups, -1)
@@ -357,6 +414,34 @@ def padded_slab(x: np.ndarray, spec: Conv3DSpec, tile, channels: int) -> np.ndar
     slab = aligned_empty((tile[1] - tile[0], d_size, h_size, x.shape[3] + pw0 + pw1, channels), x.dtype)
     _fill_slab_kernel(x, slab, tile[0], d_start, h_start, -pw0)
     return slab
+
+
+def transposed_slab(x: np.ndarray, spec: Conv3DSpec, tile, width: int) -> np.ndarray:
+    """The zero-padded input block a tile reads, as (N, D, H, C, width): each channel's row of W
+    contiguous (zeros past the input's right padding)."""
+    d_start, d_size, h_start, h_size = slab_window(spec, tile)
+    slab = aligned_empty((tile[1] - tile[0], d_size, h_size, x.shape[4], width), x.dtype)
+    _fill_slab_kernel(x, np.swapaxes(slab, 3, 4), tile[0], d_start, h_start, -spec.pads[2][0])
+    return slab
+
+
+def _wvector(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Conv3DSpec, p: Plan,
+             workspace_bytes: int) -> np.ndarray:
+    """The W-vector kernel, tile by tile over transposed slabs."""
+    (_, _, kw), (sd, sh, _), (_, _, dw) = spec.kernel_size, spec.strides, spec.dilation_rate
+    wo = spec.output_spatial[2]
+    width = -(-wo // p.rw) * p.rw + (kw - 1) * dw  # every vector load of the last block inside
+    out = np.empty((spec.batch, *spec.output_spatial, spec.filters), x.dtype)
+    run = _wvector_kernel(spec.in_channels // spec.groups, p.fb, p.rw, kw, dw)
+    per_pixel = x.dtype.itemsize * sd * sh * spec.in_channels * width // wo
+    for tile in tiles(spec, int(per_pixel), min(workspace_bytes // 4, 64 * 2**20)):
+        n0, n1, od0, od1, oh0, oh1 = tile
+        with phase("pad"):
+            slab = transposed_slab(x, spec, tile, width)
+        with phase("kernel"):
+            run(slab, wp, bp, out, (n0, od0, oh0, n1 - n0, od1 - od0, oh1 - oh0), (0, 0, 0), spec.strides,
+                spec.dilation_rate)
+    return out
 
 
 def _lane_input(slab, out, fg):
@@ -419,6 +504,8 @@ def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Co
     buffer (a blocked layout, as oneDNN's), or a compacted copy for grouped layers."""
     if p.kernel == "depthwise":
         return _depthwise(x, wp, bp, spec, p)
+    if p.kernel == "wvector":
+        return _wvector(x, wp, bp, spec, p, workspace_bytes)
     blocks = wp.shape[-6]
     groups = spec.groups if p.kernel == "broadcast" else 1
     out = aligned_empty((spec.batch, *spec.output_spatial, groups * blocks * p.fb), x.dtype)

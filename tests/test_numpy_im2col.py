@@ -23,8 +23,9 @@ GRID = [
 
 
 def _spec(args, batch=2, spatial=(7, 6, 9), channels=6, filters=12):
-    """filters 12 with 6 channels: the lane kernel for every group count; 36: broadcast for 1 or 2
-    groups (18 or more filters per group)."""
+    """filters 12 with 6 channels: the lane kernel for one group or a stride along W, else the
+    W-vector kernel (6 or 2 filters per group); 36: broadcast for 1 or 2 groups (18 or more filters
+    per group), W-vector for 6."""
     fmt = args["data_format"]
     shape = (batch, *spatial, channels) if fmt == "channels_last" else (batch, channels, *spatial)
     return Conv3DSpec(filters=filters, input_shape=shape, **args)
@@ -45,7 +46,7 @@ def test_grid_within_bound(dtype, workspace, direct):
         got = backend.conv3d(x, w, b, **spec.conv_kwargs())
         verdict = judge(evaluate(x, w, b, **spec.conv_kwargs()), got, x, w, dtype, dtype)
         assert verdict.status != FAIL, (spec.descriptor, dtype, workspace, plan, verdict)
-    assert paths == ({"broadcast", "lane"} if direct else {"pointwise", "depthwise", "im2col"})
+    assert paths == ({"broadcast", "lane", "wvector"} if direct else {"pointwise", "depthwise", "im2col"})
 
 
 @pytest.mark.parametrize("workspace", [256 * 2**20, 4096])
@@ -85,15 +86,21 @@ DEPTHWISE = [  # (input shape, kernel, strides, dilation, padding): edges, overl
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("data", ["normal", "special", "exact"])
-def test_depthwise_kernel_reads_the_input_in_place_within_bound(dtype, data):
-    """groups == channels == filters, channels last: the depthwise kernel, with and without bias,
-    where padding taps are skipped (special values must still propagate as in the reference)."""
+@pytest.mark.parametrize("kernel,channels_per_group", [("depthwise", 1), ("wvector", 4)])
+def test_grouped_kernels_within_bound(kernel, channels_per_group, dtype, data):
+    """groups == channels == filters, channels last: the depthwise kernel, which skips padding taps
+    (special values must still propagate as in the reference); 4 channels and 4 filters per group:
+    the W-vector kernel (the layers whose W stride is 1). With and without bias."""
     backend = NumpyIm2col()
     for i, ((shape, k, s, d, padding), bias) in enumerate(itertools.product(DEPTHWISE, [True, False])):
+        shape = (*shape[:4], shape[4] - shape[4] % channels_per_group)
         spec = Conv3DSpec(filters=shape[-1], kernel_size=k, strides=s, dilation_rate=d, padding=padding,
-                          groups=shape[-1], use_bias=bias, input_shape=shape)
+                          groups=shape[-1] // channels_per_group, use_bias=bias, input_shape=shape)
         plan = direct_numba.plan(spec, np.dtype(dtype))
-        assert plan.kernel == "depthwise", (spec.descriptor, plan)
+        if spec.strides[2] > 1 and kernel == "wvector":
+            assert plan.kernel == "lane", (spec.descriptor, plan)
+            continue
+        assert plan.kernel == kernel, (spec.descriptor, plan)
         x, w, b = make_arrays(spec, dtype, data, i)
         got = backend.conv3d(x, w, b, **spec.conv_kwargs())
         verdict = judge(evaluate(x, w, b, **spec.conv_kwargs()), got, x, w, dtype, dtype)
