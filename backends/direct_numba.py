@@ -284,7 +284,7 @@ def _depthwise_kernel(rh: int, rw: int, fb: int, kh: int, kw: int, sh: int, sw: 
                                     if checked:
                                         col = min(max(col, 0), w_in - 1)
                                     for f in range(fb):
-                                        v = x[n, d, h, col, c0 + np.uint64(f)]
+                                        v = x[n, d, np.uint64(h), np.uint64(col), c0 + np.uint64(f)]
                                         if checked and not tap_in:  # a padding tap: load clamped, value 0
                                             v = zero
                                         acc[q, r, f] += v * wp[blk, a, b, c, f]

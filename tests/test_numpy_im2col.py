@@ -58,7 +58,7 @@ def test_exact_regime_bitwise_whatever_the_tiling(workspace):
     assert np.array_equal(backend.conv3d(x, w, b, **spec.conv_kwargs()), expected)
 
 
-@pytest.mark.parametrize("kernel,groups,channels", [(3, 1, 32), (3, 32, 32), (1, 1, 64)])
+@pytest.mark.parametrize("kernel,groups,channels", [(3, 1, 32), (3, 32, 32), (3, 8, 32), (1, 1, 64)])
 def test_extra_memory_stays_within_the_workspace(kernel, groups, channels):
     budget = 8 * 2**20
     spec = Conv3DSpec(filters=channels, kernel_size=kernel, groups=groups, padding="same",
