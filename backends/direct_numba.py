@@ -301,17 +301,15 @@ def _depthwise_kernel(rh: int, rw: int, fb: int, kh: int, kw: int, sh: int, sw: 
     return kernel
 
 
-def _split(count: int, block: int, overlap: bool, size: int, k: int, s: int, d: int,
-           pad: int) -> tuple[np.ndarray, np.ndarray]:
-    """Block starts along one output axis of `count` outputs (with `overlap`, the last block ends
-    at the last output, overlapping the one before), split into the blocks whose taps all lie in
-    the input of `size` and the others."""
-    starts = np.arange(0, count, block)
-    if overlap:
-        starts = np.minimum(starts, count - block)
-    first_in = starts * s - pad
-    inside = (first_in >= 0) & (first_in + (block - 1) * s + (k - 1) * d < size)
-    return starts[inside], starts[~inside]
+def _inside(count: int, size: int, k: int, s: int, d: int, pad: int) -> tuple[int, int]:
+    """[lo, hi): the outputs along one axis whose taps all lie in the input of `size`."""
+    hi = min(count, (size - 1 + pad - (k - 1) * d) // s + 1)
+    return min(-(-pad // s), max(hi, 0)), max(hi, 0)
+
+
+def _starts(lo: int, hi: int, block: int) -> np.ndarray:
+    """Starts of blocks covering [lo, hi), the last one ending at hi (overlapping the one before)."""
+    return np.minimum(np.arange(lo, hi, block), hi - block) if hi - lo >= block else np.arange(0)
 
 
 def aligned_empty(shape: tuple[int, ...], dtype, align: int = VECTOR_BYTES) -> np.ndarray:
@@ -477,22 +475,29 @@ def _lanes(slab: np.ndarray, spec: Conv3DSpec, wp: np.ndarray) -> np.ndarray:
 
 
 def _depthwise(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Conv3DSpec, p: Plan) -> np.ndarray:
-    """The depthwise kernel over the whole output, no workspace: the blocks whose taps all lie in
-    the input without bounds checks, then the ones along the edges with them."""
+    """The depthwise kernel over the whole output, no workspace. The outputs whose H and W taps
+    all lie in the input are computed in rh x rw blocks without bounds checks; the rows and the
+    columns around them (one or two each, for "same" padding) one row or one column at a time,
+    with them."""
     (_, kh, kw), (sd, sh, sw), (dd, dh, dw) = spec.kernel_size, spec.strides, spec.dilation_rate
     _, ho, wo = spec.output_spatial
     pads = tuple(before for before, _ in spec.pads)
-    rows_in, rows_edge = _split(ho, p.rh, False, x.shape[2], kh, sh, dh, pads[1])
-    cols_in, cols_edge = _split(wo, p.rw, True, x.shape[3], kw, sw, dw, pads[2])
+    row_lo, row_hi = _inside(ho, x.shape[2], kh, sh, dh, pads[1])
+    col_lo, col_hi = _inside(wo, x.shape[3], kw, sw, dw, pads[2])
+    rows = np.arange(row_lo, row_hi - p.rh + 1, p.rh)  # whole blocks; the rows after them are edges
+    cols = _starts(col_lo, col_hi, p.rw)
+    edge_rows = np.setdiff1d(np.arange(ho), (rows[:, None] + np.arange(p.rh)).ravel())
+    edge_cols = np.setdiff1d(np.arange(wo), np.arange(col_lo, col_hi) if cols.size else [])
     out = np.empty((spec.batch, *spec.output_spatial, spec.filters), x.dtype)
     starts = channel_starts(spec.filters, p.fb)
-    parts = [(False, rows_in, cols_in), (True, rows_in, cols_edge),
-             (True, rows_edge, np.concatenate([cols_in, cols_edge]))]
-    for checked, rows, cols in parts:
-        if rows.size and cols.size:
-            run = _depthwise_kernel(p.rh, p.rw, p.fb, kh, kw, sh, sw, dh, dw, checked)
+    parts = [((p.rh, p.rw, False), rows, cols), ((1, min(p.rw, wo), True), edge_rows,
+                                                 _starts(0, wo, min(p.rw, wo))),
+             ((p.rh, 1, True), rows, edge_cols)]
+    for (rh, rw, checked), row_starts, col_starts in parts:
+        if row_starts.size and col_starts.size:
+            run = _depthwise_kernel(rh, rw, p.fb, kh, kw, sh, sw, dh, dw, checked)
             with phase("kernel"):
-                run(x, wp, bp, starts, out, pads, sd, dd, rows, cols)
+                run(x, wp, bp, starts, out, pads, sd, dd, row_starts, col_starts)
     return out
 
 
