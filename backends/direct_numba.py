@@ -1,19 +1,21 @@
 """Direct Conv3D kernels compiled by numba and register-blocked like a GEMM micro-kernel.
 
-Each kernel call computes, for one output row (sample, depth, height), a block of `rw` output
-pixels x `fb` filters held in vector registers while it runs over every kernel tap and input
-channel; the block sizes are compile-time constants, so LLVM keeps the accumulators in registers
-and vectorises over the filters. Two kernels:
-- broadcast: one input value times a vector of filters (dense layers, and groups with at least
-  MIN_BROADCAST_FILTERS filters each);
-- lane: a vector of input values (one per filter) times a vector of weights, for depthwise layers
-  and groups with few filters each (the input is expanded so that lane f holds the channel that
-  feeds filter f).
+Each kernel computes a block of outputs held in vector registers while it runs over every kernel
+tap and input channel; the block sizes are compile-time constants, so LLVM keeps the accumulators
+in registers and vectorises the innermost loop. Four kernels, chosen by `plan`:
+- broadcast: `rw` output pixels x `fb` filters, one input value times a vector of filters (dense
+  layers, and groups with at least MIN_BROADCAST_FILTERS filters each);
+- wvector: `rw` output pixels along W (the vector) x the filters of one group, one weight times a
+  vector of inputs, from a slab transposed to (N, D, H, C, W) (groups of 2 to 15 filters);
+- depthwise: rh x rw output pixels x `fb` channels, reading the input where it lies (one channel
+  per group);
+- lane: a vector of input values (one per filter) times a vector of weights, for the rest (the
+  input is expanded so that lane f holds the channel that feeds filter f).
 numba may reassociate and fuse (fastmath 'reassoc' and 'contract', never the no-NaN/no-inf flags),
 which the VERIFICATION.md bound allows for any summation order. Rows whose width is not a multiple
 of the block end with a block that overlaps the one before (recomputing, never reading past the
-row). Unpadded dense layers are read where they lie; the others in padded slabs (backends.im2col
-tiles), so the extra memory stays within the workspace.
+row). Unpadded dense layers and depthwise layers are read where they lie; the others in padded
+slabs (backends.im2col tiles), so the extra memory stays within the workspace.
 """
 
 from __future__ import annotations
