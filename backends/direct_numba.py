@@ -488,8 +488,8 @@ def _depthwise(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Conv3DSpec, 
     col_lo, col_hi = _inside(wo, x.shape[3], kw, sw, dw, pads[2])
     rows = np.arange(row_lo, row_hi - p.rh + 1, p.rh)  # whole blocks; the rows after them are edges
     cols = _starts(col_lo, col_hi, p.rw)
-    edge_rows = np.setdiff1d(np.arange(ho), (rows[:, None] + np.arange(p.rh)).ravel())
-    edge_cols = np.setdiff1d(np.arange(wo), np.arange(col_lo, col_hi) if cols.size else [])
+    edge_rows = np.concatenate((np.arange(row_lo), np.arange(row_lo + rows.size * p.rh, ho)))
+    edge_cols = np.concatenate((np.arange(col_lo), np.arange(col_hi, wo))) if cols.size else np.arange(wo)
     out = np.empty((spec.batch, *spec.output_spatial, spec.filters), x.dtype)
     starts = channel_starts(spec.filters, p.fb)
     parts = [((p.rh, p.rw, False), rows, cols), ((1, min(p.rw, wo), True), edge_rows,
