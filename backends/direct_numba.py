@@ -235,18 +235,20 @@ def _depthwise_kernel(rh: int, rw: int, fb: int, kh: int, kw: int, sh: int, sw: 
     """One channel per group, read where it lies: blocks of rh x rw output pixels (H x W) of fb
     channels. Specialised on the taps, strides and dilations along H and W too, so the input
     vectors of one depth tap are known at compile time and LLVM loads each distinct one once
-    (an input row serves up to kh output rows of the block). Padding taps are skipped: `checked`
-    kernels test each tap, the others run the blocks whose taps all lie in the input."""
+    (an input row serves up to kh output rows of the block). Unchecked kernels run blocks whose
+    H and W taps all lie in the input; `checked` ones load a padding tap's value clamped into the
+    input and replace it by 0 (so it adds 0 * w, as in the reference). Depth taps outside the
+    input are skipped (which is why the plan asks for finite weights)."""
     @numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
     def kernel(x, wp, bp, starts, out, pads, sd, dd, row_starts, col_starts):
-        """For output rows j0 .. j0+rh-1 (those below Ho) of each j0 in row_starts, columns
+        """For output rows j0 .. j0+rh-1 of each j0 in row_starts, columns
         ow0 .. ow0+rw-1 of each ow0 in col_starts, and channel blocks [starts[blk], +fb):
         out[n, i, j, ow, c] = sum over in-input taps (a, b, c') of x[n, i*sd - pd + a*dd,
         j*sh - ph + b*dh, ow*sw - pw + c'*dw, c] * wp[blk, a, b, c', c - starts[blk]] (+ bias).
         The lanes of a block that the block before it covers are not stored (the last block
         overlaps), so no two threads write one element."""
         _, d_in, h_in, w_in, _ = x.shape
-        n_out, d_out, h_out, _, _ = out.shape
+        n_out, d_out = out.shape[:2]
         nblk, kd = wp.shape[0], wp.shape[1]
         pd, ph, pw = pads
         nh = row_starts.size
@@ -260,7 +262,6 @@ def _depthwise_kernel(rh: int, rw: int, fb: int, kh: int, kw: int, sh: int, sw: 
             n = t // d_out
             c0 = np.uint64(starts[blk])  # unsigned channel index: no negative wrap-around
             first = 0 if blk == 0 else starts[blk - 1] + fb - starts[blk]
-            rows = min(rh, h_out - j0)
             h0 = j0 * sh - ph
             acc = np.empty((rh, rw, fb), dtype=out.dtype)
             for ow0 in col_starts:
@@ -295,7 +296,7 @@ def _depthwise_kernel(rh: int, rw: int, fb: int, kh: int, kw: int, sh: int, sw: 
                         for r in range(rw):
                             for f in range(fb):
                                 acc[q, r, f] += bp[blk, f]
-                for q in range(rows):
+                for q in range(rh):
                     for r in range(rw):
                         for f in range(fb):
                             if f >= first:
