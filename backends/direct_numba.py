@@ -18,8 +18,8 @@ row). Unpadded dense layers and depthwise layers are read where they lie; the ot
 slabs (backends.im2col tiles), so the extra memory stays within the workspace.
 Inside a prange body the kernels create no array aliases (views, inline helpers taking arrays) and
 no boolean variables from `and`/`or`: numba's alias analysis then drops its no-alias hints, and
-LLVM no longer vectorises the accumulation (measured: 5-30x slower). Indices that cannot be
-negative are cast to unsigned, which spares numba's negative-index fix-ups.
+LLVM no longer vectorises the accumulation (measured: 5-30x slower). The depthwise and W-vector
+kernels cast indices that cannot be negative to unsigned, sparing numba's negative-index fix-ups.
 """
 
 from __future__ import annotations
