@@ -17,7 +17,7 @@ of the block end with a block that overlaps the one before (recomputing, never r
 row). Unpadded dense layers and depthwise layers are read where they lie; the others in padded
 slabs (backends.im2col tiles), so the extra memory stays within the workspace.
 Inside a prange body the kernels create no array aliases (views, inline helpers taking arrays) and
-no boolean variables from `and`/`or`: numba's alias analysis then drops its no-alias hints, and
+no boolean variables from `and`/`or`: with either, numba's alias analysis drops its no-alias hints and
 LLVM no longer vectorises the accumulation (measured: 5-30x slower). The depthwise and W-vector
 kernels cast indices that cannot be negative to unsigned, sparing numba's negative-index fix-ups.
 """
