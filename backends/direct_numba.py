@@ -79,7 +79,8 @@ def plan(spec: Conv3DSpec, dtype: np.dtype, in_place: bool = True) -> Plan | Non
     fg = spec.filters // spec.groups
     if spec.groups > 1 and 2 <= fg < MIN_BROADCAST_FILTERS and spec.strides[2] == 1:
         vectors = 4 if fg <= 4 else 2 if fg <= 8 else 1  # accumulators: fg x vectors <= 16
-        return Plan("wvector", fg, lanes * min(vectors, 1 << (-(-wo // lanes) - 1).bit_length()))
+        row_vectors = 1 << (-(-wo // lanes) - 1).bit_length()  # a power of two covering a row
+        return Plan("wvector", fg, lanes * min(vectors, row_vectors))
     kernel = "broadcast" if fg >= MIN_BROADCAST_FILTERS else "lane"
     width = fg if kernel == "broadcast" else spec.filters
     # filter blocks of 16, 32 or 64: a loop of 16 or more stays vectorised (see the unroll limit)

@@ -88,9 +88,10 @@ DEPTHWISE = [  # (input shape, kernel, strides, dilation, padding): edges, overl
 @pytest.mark.parametrize("data", ["normal", "special", "exact"])
 @pytest.mark.parametrize("kernel,channels_per_group", [("depthwise", 1), ("wvector", 4)])
 def test_grouped_kernels_within_bound(kernel, channels_per_group, dtype, data):
-    """groups == channels == filters, channels last: the depthwise kernel, which skips padding taps
-    (special values must still propagate as in the reference); 4 channels and 4 filters per group:
-    the W-vector kernel (the layers whose W stride is 1). With and without bias."""
+    """groups == channels == filters, channels last: the depthwise kernel, which reads the input in
+    place and handles the padding itself (special values must still propagate as in the reference);
+    4 channels and 4 filters per group: the W-vector kernel (the layers whose W stride is 1). With
+    and without bias."""
     backend = NumpyIm2col()
     for i, ((shape, k, s, d, padding), bias) in enumerate(itertools.product(DEPTHWISE, [True, False])):
         shape = (*shape[:4], shape[4] - shape[4] % channels_per_group)
