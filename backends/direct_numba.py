@@ -66,7 +66,7 @@ class Plan:
 def plan(spec: Conv3DSpec, dtype: np.dtype, in_place: bool = True) -> Plan | None:
     """The kernel and block sizes for a layer, or None where numba is missing. `in_place`: the
     depthwise kernel may be used: the input is a C-contiguous channels-last array (read where it
-    lies) and the weights are finite (padding taps are skipped, where the reference adds 0 * w)."""
+    lies) and the weights are finite (depth padding taps are skipped, where the reference adds 0 * w)."""
     if numba is None:
         return None
     lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
@@ -333,21 +333,15 @@ def _blocks(count: int, fb: int) -> int:
     return -(-count // fb)
 
 
-def channel_starts(channels: int, fb: int) -> np.ndarray:
-    """The first channel of each depthwise block: every fb, the last block ending at the last
-    channel (overlapping the one before where fb does not divide the channels)."""
-    return np.minimum(np.arange(0, channels, fb), channels - fb)
-
-
 def _depthwise_channels(spec: Conv3DSpec, p: Plan) -> np.ndarray:
     """(blocks, fb): the channel each lane of each depthwise block computes."""
-    return channel_starts(spec.filters, p.fb)[:, None] + np.arange(p.fb)
+    return _starts(0, spec.filters, p.fb)[:, None] + np.arange(p.fb)
 
 
 def pack_weights(kernel: np.ndarray, spec: Conv3DSpec, p: Plan) -> np.ndarray:
     """Broadcast: (G, blocks, kd, kh, kw, Cg, fb); lane: (blocks, kd, kh, kw, Cg, fb); the
     filters past the last one are zero (computed into the padding of the output buffer).
-    Depthwise: (blocks, kd, kh, kw, fb), block b holding channels channel_starts(...)[b] + f.
+    Depthwise: (blocks, kd, kh, kw, fb), block b holding channels _starts(0, F, fb)[b] + f.
     W-vector: (G, kd, kh, kw, Cg, F/G)."""
     groups, cg = spec.groups, spec.in_channels // spec.groups
     fg = spec.filters // groups
@@ -497,7 +491,7 @@ def _depthwise(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Conv3DSpec, 
     edge_rows = np.concatenate((np.arange(row_lo), np.arange(row_lo + rows.size * p.rh, ho)))
     edge_cols = np.concatenate((np.arange(col_lo), np.arange(col_hi, wo))) if cols.size else np.arange(wo)
     out = np.empty((spec.batch, *spec.output_spatial, spec.filters), x.dtype)
-    starts = channel_starts(spec.filters, p.fb)
+    starts = _starts(0, spec.filters, p.fb)  # the last channel block overlaps the one before
     parts = [((p.rh, p.rw, False), rows, cols), ((1, min(p.rw, wo), True), edge_rows,
                                                  _starts(0, wo, min(p.rw, wo))),
              ((p.rh, 1, True), rows, edge_cols)]
