@@ -95,6 +95,10 @@ class Worker:
             raise LoadError(message[1])
         _, self.availability, self.capabilities, self.label = message  # label: the backend's own name
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
     def call(self, x, kernel, bias, args: dict, repeats: int = 2) -> Outcome:
         """Run prepare + `repeats` runs on the worker; never raises for backend misbehaviour."""
         return self._request("conv", x, kernel, bias, args, dict(repeats=repeats))

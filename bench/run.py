@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backends.worker import LoadError, Worker
+from bench.quiet import wait_until_quiet
 from bench.verify import truth_for, verify
 from bench.workloads import Workload
 from conformance.data import make_arrays
@@ -89,6 +90,11 @@ class Bench:
             if isinstance(worker, Worker):
                 worker.close()
 
+    def _pids(self) -> list[int]:
+        """This process (the reference's threads) and every worker: all must be idle before a timing."""
+        workers = [w for w in self._workers.values() if isinstance(w, Worker) and w.pid is not None]
+        return [os.getpid(), *(w.pid for w in workers)]
+
     def run(self, workloads: list[Workload], on_row: Callable[[dict], None]) -> None:
         budget = self.settings.memory_budget or int(0.4 * available_memory())
         itemsize = np.dtype(self.settings.dtype).itemsize
@@ -114,6 +120,7 @@ class Bench:
         reason = caps.unsupported(workload.spec, self.settings.dtype)
         if reason:
             return row | dict(status="UNSUPPORTED", message=reason)
+        settle_s = wait_until_quiet(self._pids())
         outcome = worker.bench(x, kernel, bias, workload.spec.conv_kwargs(),
                                min_repeats=self.settings.min_repeats,
                                min_seconds=self.settings.min_seconds,
@@ -125,8 +132,8 @@ class Bench:
         precision = caps.precision(self.settings.dtype)
         verdict = verify(truth, output, x, kernel, self.settings.dtype, precision, caps.flushes_subnormals)
         gflops = workload.spec.flops / result["median_s"] / 1e9
-        row |= dict(result, device=caps.devices[0], precision=precision, max_ratio=verdict.max_ratio,
-                    gflops=gflops, fraction_of_peak=gflops / self.peak)
+        row |= dict(result, settle_s=settle_s, device=caps.devices[0], precision=precision,
+                    max_ratio=verdict.max_ratio, gflops=gflops, fraction_of_peak=gflops / self.peak)
         if verdict.status not in (PASS, "MISTRUSTED"):
             return row | dict(status="WRONG", message=f"{verdict.message}; timing not counted",
                               gflops=np.nan, fraction_of_peak=np.nan)

@@ -21,7 +21,7 @@ def summarize(times: list[float]) -> dict:
 
 
 def time_call(backend, x, kernel, bias, args: dict, min_repeats: int = 5, min_seconds: float = 1.0,
-              max_repeats: int = 200, warmup: int = 1, trace_memory: bool = True) -> dict:
+              max_repeats: int = 100_000, warmup: int = 1, trace_memory: bool = True) -> dict:
     """Prepare once (timed), run once more than `warmup` (first-call latency), then repeat until
     both `min_repeats` runs and `min_seconds` of runs are reached. Runs in the backend's worker."""
     started = time.perf_counter()

@@ -1,5 +1,10 @@
 """Bench: workload loading, FLOP accounting, timing statistics, memory fitting, plots, gate."""
 
+import os
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +13,7 @@ from backends import get_backend
 from backends.numpy_im2col import NumpyIm2col
 from backends.worker import Worker
 from bench.phases import profile
+from bench.quiet import cpu_ticks, wait_until_quiet
 from bench.report import baseline_times, compare, write_report
 from bench.run import fit_to_budget, memory_estimate
 from bench.timing import summarize, time_call, wide_gemm_peak
@@ -159,3 +165,15 @@ def test_wide_gemm_peak_only_where_the_environment_pins_openblas(monkeypatch):
     assert wide_gemm_peak(1) is None
     monkeypatch.setenv("OPENBLAS_CORETYPE", "SkylakeX")
     assert wide_gemm_peak(1) is None
+
+
+@pytest.mark.skipif(cpu_ticks(os.getpid()) is None, reason="needs /proc (Linux)")
+def test_wait_until_quiet_waits_out_a_spinning_process():
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\n"
+                             "while time.time() - t < 0.4: pass\ntime.sleep(60)"])
+    try:
+        time.sleep(0.05)
+        assert 0.2 < wait_until_quiet([busy.pid], timeout=5) < 5  # until its 0.4 s of spinning end
+        assert wait_until_quiet([busy.pid], timeout=5) < 0.2  # asleep now: one interval
+    finally:
+        busy.kill()
