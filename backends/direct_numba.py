@@ -87,8 +87,9 @@ def plan(spec: Conv3DSpec, dtype: np.dtype, in_place: bool = True) -> Plan | Non
     choices = [fb for fb in (64, 32, 16) if fb // lanes in EFFICIENCY]
     fb = min(choices, key=lambda f: (-(-width // f) * f / EFFICIENCY[f // lanes], -f))
     max_rw = min(MAX_ROWS[kernel][fb // lanes], wo)  # the last block of a row overlaps the one before
-    # most useful outputs per block (registers amortise loads), then least recomputation
-    rw = min(range(1, max_rw + 1), key=lambda r: (-wo / -(-wo // r), -(-wo // r) * r))
+    # blocks of at least 2/3 of the registers (they amortise the loads), then least recomputation
+    # (V-Net, 16 outputs: 4+4+4+4 is 15% faster than 6+6+6 with two recomputed), then the widest
+    rw = min(range(-(-2 * max_rw // 3), max_rw + 1), key=lambda r: (-(-wo // r) * r, -r))
     return Plan(kernel, fb, rw)
 
 
