@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
           + f"; {len(workloads)} workloads x {len(backends)} backends", file=sys.stderr)
     meta = dict(command="python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
                 peak_gflops=peak, wide_peak_gflops=wide_peak, threads=args.threads, dtype=args.dtype,
-                environment=environment(),
+                min_repeats=args.repeat, min_seconds=args.min_time, environment=environment(),
                 started=time.strftime("%Y-%m-%d %H:%M:%S"))
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out / "meta.json", json.dumps(meta, indent=1))

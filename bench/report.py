@@ -157,6 +157,13 @@ def winners(df: pd.DataFrame) -> pd.DataFrame:
     return best[["backend", "gflops", "fraction_of_peak"]].rename(columns={"backend": "fastest"})
 
 
+def _timing_line(meta: dict) -> str:
+    if "min_seconds" not in meta:
+        return "Times are medians."
+    return (f"Times are medians of at least {meta['min_repeats']} runs and {meta['min_seconds']:g} s of "
+            "runs, each timing started once every worker process was idle.")
+
+
 def _wide_peak_lines(meta: dict) -> list[str]:
     wide = meta.get("wide_peak_gflops")
     if not wide:
@@ -182,7 +189,7 @@ def write_report(df: pd.DataFrame, out: Path, meta: dict, baseline: str = "best-
     lines = ["# Benchmark report", "",
              f"`{meta.get('command', '')}`", "",
              f"Machine GEMM peak (float32, NumPy BLAS, {meta['threads']} threads): "
-             f"**{meta['peak_gflops']:.1f} GFLOP/s**. Times are medians; every timed output was "
+             f"**{meta['peak_gflops']:.1f} GFLOP/s**. {_timing_line(meta)} Every timed output was "
              "verified on the same run (VERIFICATION.md bound).", "", *_wide_peak_lines(meta),
              "## GFLOP/s", "", markdown_table(gflops), "",
              "## Fraction of GEMM peak", "", markdown_table(fraction), "",
