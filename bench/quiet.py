@@ -4,12 +4,9 @@ in other worker processes they would share the cores with the next backend's tim
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-
-TICK_S = 1 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
 
 
 def cpu_ticks(pid: int) -> int | None:
