@@ -93,6 +93,19 @@ def plan(spec: Conv3DSpec, dtype: np.dtype, in_place: bool = True) -> Plan | Non
     return Plan(kernel, fb, rw)
 
 
+def _unravel_job(job: int, inner: int, groups: int, rows: int, planes: int) -> tuple[int, ...]:
+    """(inner, group, row, plane, batch) indices of a kernel's job number, the inner index (a
+    filter, channel or W block) varying fastest. Scalars only: see the aliasing rule above."""
+    t = job // inner
+    u = t // groups
+    v = u // rows
+    return job % inner, t % groups, u % rows, v % planes, v // planes
+
+
+if numba is not None:
+    _unravel_job = numba.njit(inline="always", cache=True)(_unravel_job)
+
+
 @functools.cache
 def _broadcast_kernel(rw: int, fb: int):
     @numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
@@ -107,14 +120,7 @@ def _broadcast_kernel(rw: int, fb: int):
         groups, nblk, kd, kh, kw, cg, _ = wp.shape
         w_out = out.shape[3]
         for job in numba.prange(ns * nd * nh * groups * nblk):
-            blk = job % nblk
-            t = job // nblk
-            g = t % groups
-            t //= groups
-            j = t % nh
-            t //= nh
-            i = t % nd
-            n = t // nd
+            blk, g, j, i, n = _unravel_job(job, nblk, groups, nh, nd)
             acc = np.empty((rw, fb), dtype=out.dtype)
             for block in range(0, w_out, rw):
                 ow0 = min(block, w_out - rw)  # the last block overlaps: same sums, same values
@@ -156,12 +162,7 @@ def _lane_kernel(rw: int, fb: int, kw: int, sw: int, dw: int):
         nblk, kd, kh, _, cg, _ = wp.shape
         w_out = out.shape[3]
         for job in numba.prange(ns * nd * nh * nblk):
-            blk = job % nblk
-            t = job // nblk
-            j = t % nh
-            t //= nh
-            i = t % nd
-            n = t // nd
+            blk, _, j, i, n = _unravel_job(job, nblk, 1, nh, nd)
             acc = np.empty((rw, fb), dtype=out.dtype)
             for block in range(0, w_out, rw):
                 ow0 = min(block, w_out - rw)  # the last block overlaps: same sums, same values
@@ -206,14 +207,8 @@ def _wvector_kernel(cg: int, fg: int, vw: int, kw: int, dw: int):
         w_out = out.shape[3]
         wblocks = -(-w_out // vw)
         for job in numba.prange(ns * nd * nh * groups * wblocks):
-            ow0 = job % wblocks * vw
-            t = job // wblocks
-            g = t % groups
-            t //= groups
-            j = t % nh
-            t //= nh
-            i = t % nd
-            n = t // nd
+            wblk, g, j, i, n = _unravel_job(job, wblocks, groups, nh, nd)
+            ow0 = wblk * vw
             acc = np.zeros((fg, vw), dtype=out.dtype)
             for a in range(kd):
                 for b in range(kh):
@@ -260,12 +255,8 @@ def _depthwise_kernel(rh: int, rw: int, fb: int, kh: int, kw: int, sh: int, sw: 
         nh = row_starts.size
         zero = out.dtype.type(0)
         for job in numba.prange(n_out * d_out * nh * nblk):
-            blk = job % nblk
-            t = job // nblk
-            j0 = row_starts[t % nh]
-            t //= nh
-            i = t % d_out
-            n = t // d_out
+            blk, _, row, i, n = _unravel_job(job, nblk, 1, nh, d_out)
+            j0 = row_starts[row]
             c0 = np.uint64(starts[blk])  # unsigned channel index: no negative wrap-around
             first = 0 if blk == 0 else starts[blk - 1] + fb - starts[blk]
             h0 = j0 * sh - ph
