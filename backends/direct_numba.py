@@ -484,8 +484,7 @@ def _depthwise(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Conv3DSpec, 
     edge_cols = np.concatenate((np.arange(col_lo), np.arange(col_hi, wo))) if cols.size else np.arange(wo)
     out = np.empty((spec.batch, *spec.output_spatial, spec.filters), x.dtype)
     starts = _starts(0, spec.filters, p.fb)  # the last channel block overlaps the one before
-    parts = [((p.rh, p.rw, False), rows, cols), ((1, min(p.rw, wo), True), edge_rows,
-                                                 _starts(0, wo, min(p.rw, wo))),
+    parts = [((p.rh, p.rw, False), rows, cols), ((1, p.rw, True), edge_rows, _starts(0, wo, p.rw)),
              ((p.rh, 1, True), rows, edge_cols)]
     for (rh, rw, checked), row_starts, col_starts in parts:
         if row_starts.size and col_starts.size:
