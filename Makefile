@@ -28,8 +28,7 @@ conformance: install
 	$(PY) -m conformance --backend all --profile $(PROFILE) -j $(JOBS) --report reports/conformance
 
 bench: install
-	$(PY) -m bench --backend all --backend backends.numpy_im2col:gemm_only --workloads $(WORKLOADS) \
-		--out reports/bench
+	$(PY) -m bench --backend all --workloads $(WORKLOADS) --out reports/bench
 	$(PY) -m bench.phases --workloads $(WORKLOADS) --out reports/bench/phases.md
 
 report: install

@@ -10,12 +10,6 @@ import numpy as np
 from reference.conv import check_floating
 from reference.spec import DATA_FORMATS, Conv3DSpec, spec_for_arrays
 
-#: Unit roundoff of each compute precision a backend may declare (VERIFICATION.md §2).
-UNIT_ROUNDOFF = {
-    "float64": 2.0**-53, "float32": 2.0**-24, "tf32": 2.0**-11,
-    "float16": 2.0**-11, "bfloat16": 2.0**-8,
-}
-
 
 @dataclass(frozen=True)
 class Capabilities:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from importlib.metadata import entry_points
 
 from backends.base import Backend, FunctionBackend
@@ -11,6 +12,7 @@ ENTRY_POINT_GROUP = "conv3d_parity.backends"
 
 #: Built-in backends: name -> "module:factory". Modules are imported only when asked for.
 BUILTIN = {
+    "numba-direct": "backends.numba_direct:NumbaDirect",
     "numpy-im2col": "backends.numpy_im2col:NumpyIm2col",
     "torch": "backends.torch_backend:TorchBackend",
     "torch-cuda": "backends.torch_backend:TorchCudaBackend",
@@ -78,3 +80,19 @@ def get_backend(name: str) -> Backend:
 def available_backends() -> list[Backend]:
     """Every registered backend whose framework and device are present here."""
     return [b for b in map(get_backend, registered_names()) if b.availability().ok]
+
+
+def resolve_backends(names: list[str]) -> list[str]:
+    """Expand 'all' (every available backend, each named on stderr); check that the rest exist
+    (ValueError names what is wrong). Duplicates are dropped, the order kept."""
+    resolved: list[str] = []
+    for name in names:
+        if name == "all":
+            for known in registered_names():
+                if get_backend(known).availability().ok:
+                    print(f"  {known}: available", file=sys.stderr)
+                    resolved.append(known)
+        else:
+            get_backend(name)
+            resolved.append(name)
+    return list(dict.fromkeys(resolved))

@@ -13,14 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-
+from backends.registry import resolve_backends
 from bench.report import compare, write_report
 from bench.run import Bench, Settings
-from bench.timing import gemm_peak, wide_gemm_peak
 from bench.workloads import load
-from conformance.__main__ import resolve_backends
-from conformance.report import atomic_write, environment
+from runtime.environment import environment
+from runtime.files import atomic_write
+from runtime.records import Record
+from runtime.tables import frame, save_csv
+from runtime.timing import gemm_peak, wide_gemm_peak
 
 
 def parse_args(argv):
@@ -67,33 +68,33 @@ def main(argv: list[str] | None = None) -> int:
                 started=time.strftime("%Y-%m-%d %H:%M:%S"))
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out / "meta.json", json.dumps(meta, indent=1))
-    rows: list[dict] = []
+    records: list[Record] = []
 
     from tqdm import tqdm
 
     bar = tqdm(total=len(workloads) * len(backends), unit="run", file=sys.stderr, dynamic_ncols=True)
 
-    def on_row(row: dict) -> None:
-        rows.append(row | dict(peak_gflops=peak))
-        atomic_write(args.out / "results.csv", pd.DataFrame(rows).to_csv(index=False))
-        gflops = f"{row['gflops']:.1f} GFLOP/s" if row.get("status") == "OK" else row.get("message", "")[:80]
-        bar.write(f"{row['workload'][:42]:<42} {row['backend']:<17} {row['status']:<11} {gflops}")
+    def on_record(record: Record) -> None:
+        records.append(record)
+        save_csv(frame(records), args.out / "results.csv")  # every result kept as it comes
+        done = (f"{record.timing.gflops:.1f} GFLOP/s" if record.timing and record.timing.gflops
+                else record.message[:80])
+        bar.write(f"{record.case[:42]:<42} {record.backend:<17} {record.status:<11} {done}")
         bar.update(1)
 
     bench = Bench(backends, settings, peak)
     try:
-        bench.run(workloads, on_row)
+        bench.run(workloads, on_record)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {len(rows)} results kept in {args.out}", file=sys.stderr)
+        print(f"\ninterrupted: {len(records)} results kept in {args.out}", file=sys.stderr)
     finally:
         bar.close()
         bench.close()
-    df = pd.DataFrame(rows)
-    records = json.loads(df.to_json(orient="records"))
-    atomic_write(args.out / "results.json", json.dumps(dict(meta=meta, rows=records), indent=1))
-    if len(df):
-        print(write_report(df, args.out, meta, args.baseline))
-    return 1 if (len(df) and (df["status"].isin(["WRONG", "CRASHED"])).any()) else 0
+    rows = json.loads(frame(records).to_json(orient="records")) if records else []
+    atomic_write(args.out / "results.json", json.dumps(dict(meta=meta, rows=rows), indent=1))
+    if records:
+        print(write_report(args.out, args.baseline))
+    return 1 if any(r.status.failing for r in records) else 0
 
 
 if __name__ == "__main__":

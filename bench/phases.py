@@ -1,6 +1,6 @@
-"""python -m bench.phases: where numpy-im2col's time goes, phase by phase (padding, lane expansion,
-direct kernel; or padding, column packing, GEMM, output layout), for the direct kernels and the
-im2col + GEMM path side by side, in one process with the same threads.
+"""python -m bench.phases: where our backends' time goes, phase by phase: numba-direct (padding,
+lane expansion, direct kernel) and numpy-im2col (padding, column packing, GEMM, output layout)
+side by side, in one process with the same threads.
 
     python -m bench.phases --workloads default --out reports/bench/phases.md
 """
@@ -16,16 +16,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from backends.base import Backend
+from backends.numba_direct import NumbaDirect
 from backends.numpy_im2col import NumpyIm2col
 from backends.phases import recording
 from bench.workloads import Workload, load
-from conformance.data import make_arrays
-from conformance.report import atomic_write, markdown_table
+from runtime.data import make_arrays
+from runtime.files import atomic_write
+from runtime.tables import markdown_table
 
 PHASES = ("pad", "lanes", "kernel", "pack", "gemm", "layout", "multiply-add", "bias", "epilogue")
 
 
-def profile(workload: Workload, backend: NumpyIm2col, dtype: str, repeats: int) -> dict[str, float]:
+def profile(workload: Workload, backend: Backend, dtype: str, repeats: int) -> dict[str, float]:
     """Median milliseconds per call: the whole call, each phase, and the rest ("other")."""
     spec = workload.spec
     x, w, b = make_arrays(spec, dtype, "normal", 0)
@@ -57,29 +60,31 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    paths = {"direct": NumpyIm2col(direct=True), "im2col+GEMM": NumpyIm2col(direct=False)}
-    for backend in paths.values():
+    backends = {"numba-direct": NumbaDirect(), "numpy-im2col": NumpyIm2col()}
+    for backend in backends.values():
         backend.set_threads(args.threads)
     rows = []
-    for path, backend in paths.items():  # one path at a time: BLAS threads spinning after a GEMM
-        for workload in workloads:       # would otherwise steal the cores from the next kernel
+    for name, backend in backends.items():  # one backend at a time: BLAS threads spinning after a GEMM
+        for workload in workloads:          # would otherwise steal the cores from the next kernel
             ms = profile(workload, backend, args.dtype, args.repeats)
-            rows.append(dict(workload=workload.name, path=path, **{k: round(v, 2) for k, v in ms.items()}))
-            print(f"{workload.name[:40]:<40} {path:<12} {ms['total']:8.2f} ms", file=sys.stderr)
+            rows.append(dict(workload=workload.name, backend=name, **{k: round(v, 2) for k, v in ms.items()}))
+            print(f"{workload.name[:40]:<40} {name:<12} {ms['total']:8.2f} ms", file=sys.stderr)
     table = pd.DataFrame(rows).fillna(0.0)
-    columns = ["workload", "path", "total"] + [c for c in (*PHASES, "other") if c in table and table[c].any()]
-    table = table[columns].sort_values(["workload", "path"], key=lambda c: c.map(
+    phases = [c for c in (*PHASES, "other") if c in table and table[c].any()]
+    columns = ["workload", "backend", "total", *phases]
+    table = table[columns].sort_values(["workload", "backend"], key=lambda c: c.map(
         {w.name: i for i, w in enumerate(workloads)}) if c.name == "workload" else c)
-    speedup = table.pivot(index="workload", columns="path", values="total")
-    speedup = (speedup["im2col+GEMM"] / speedup["direct"]).round(2).rename("im2col+GEMM / direct")
+    speedup = table.pivot(index="workload", columns="backend", values="total")
+    speedup = (speedup["numpy-im2col"] / speedup["numba-direct"]).round(2)
+    speedup = speedup.rename("numpy-im2col / numba-direct")
     command = "python -m bench.phases " + " ".join(argv if argv is not None else sys.argv[1:])
     text = "\n".join([
-        "# numpy-im2col: where the time goes", "", f"`{command}`", "",
+        "# numba-direct and numpy-im2col: where the time goes", "", f"`{command}`", "",
         f"Median milliseconds per call over {args.repeats} calls, {args.dtype}, {args.threads} threads, "
-        "both paths measured in the same process. 'other' is the call minus its timed phases "
+        "both backends measured in the same process. 'other' is the call minus its timed phases "
         "(tiling, allocation, Python).", "",
         markdown_table(table.set_index("workload")), "",
-        "## Speed-up of the direct kernels over im2col + GEMM (same run)", "",
+        "## Speed-up of numba-direct over numpy-im2col (same run)", "",
         markdown_table(speedup.to_frame()), "",
         f"Geometric mean: **{float(np.exp(np.log(speedup).mean())):.2f}x**.", ""])
     args.out.parent.mkdir(parents=True, exist_ok=True)

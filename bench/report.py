@@ -12,9 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conformance.report import atomic_write, markdown_table
+from reference.spec import Conv3DSpec
+from runtime.files import atomic_write, save_figure
+from runtime.records import Status
+from runtime.tables import markdown_table, read_csv
 
 FRAMEWORKS = ("torch", "tensorflow", "jax")
+OURS = "numba-direct"  # the backend the "against the best framework" section is about
+ALSO_OURS = ("numpy-im2col",)  # shown beside it in that section
+VERIFIED_NAMES = [str(Status.PASS), str(Status.MISTRUSTED)]
 
 
 def _plt():
@@ -27,19 +33,20 @@ def _plt():
 
 
 def _save(fig, out: Path, stem: str) -> list[str]:
-    names = []
-    for ext in ("png", "svg"):
-        path = out / f"{stem}.{ext}"
-        tmp = out / f"{stem}.tmp.{ext}"
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        tmp.replace(path)
-        names.append(path.name)
+    names = save_figure(fig, out, stem, bbox_inches="tight")
     _plt().close(fig)
     return names
 
 
+def load_results(path: Path) -> pd.DataFrame:
+    """A saved bench table, its case column named `workload`, with each layer's dense FLOPs."""
+    df = read_csv(path).rename(columns={"case": "workload"})
+    return df.assign(flops=df["descriptor"].map(lambda d: Conv3DSpec.from_descriptor(d).flops))
+
+
 def verified(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["status"] == "OK"]
+    """The rows whose output was verified: the only timings that count."""
+    return df[df["status"].isin(VERIFIED_NAMES)]
 
 
 def baseline_times(df: pd.DataFrame, baseline: str = "best-framework") -> pd.Series:
@@ -107,9 +114,10 @@ def plot_first_call(df: pd.DataFrame, out: Path) -> list[str]:
     return _save(fig, out, "first_call")
 
 
-def versus_frameworks(df: pd.DataFrame, ours: str = "numpy-im2col") -> tuple[pd.DataFrame, list[str]]:
-    """Per workload: our time over the best raw framework's (torch, tensorflow, jax), our fraction
-    of the GEMM peak, traced extra memory; plus the summary lines (geometric mean, worst layer)."""
+def versus_frameworks(df: pd.DataFrame, ours: str = OURS) -> tuple[pd.DataFrame, list[str]]:
+    """Per workload: our time over the best raw framework's (torch, tensorflow, jax), the same
+    ratio for our other backends, our fraction of the GEMM peak, traced extra memory; plus the
+    summary lines (geometric mean, worst layer)."""
     ok = verified(df)
     mine = ok[ok["backend"] == ours].set_index("workload")
     best = ok[ok["backend"].isin(FRAMEWORKS)].groupby("workload")["median_s"].min()
@@ -120,7 +128,8 @@ def versus_frameworks(df: pd.DataFrame, ours: str = "numpy-im2col") -> tuple[pd.
     compute_bound = descriptors.map(_compute_bound)
     table = pd.DataFrame({
         "time / best framework": (mine.loc[common, "median_s"] / best[common]).round(2),
-        **_other_path(ok, ours, best, common),
+        **{f"{other} / best framework": _ratio(ok, other, best, common) for other in ALSO_OURS
+           if other != ours and (ok["backend"] == other).any()},
         "fraction of peak": mine.loc[common, "fraction_of_peak"].round(2),
         "compute-bound": compute_bound,
         "extra MiB (traced)": (mine.loc[common, "traced_peak_bytes"] / 2**20).round(1),
@@ -134,17 +143,12 @@ def versus_frameworks(df: pd.DataFrame, ours: str = "numpy-im2col") -> tuple[pd.
     return table, lines
 
 
-def _other_path(ok: pd.DataFrame, ours: str, best: pd.Series, common: pd.Index) -> dict:
-    """The same ratio for our im2col + GEMM path, when the run timed it (`{ours}[gemm]`)."""
-    other = ok[ok["backend"] == f"{ours}[gemm]"].set_index("workload")["median_s"]
-    if other.empty:
-        return {}
-    return {"im2col+GEMM path / best framework": (other.reindex(common) / best[common]).round(2)}
+def _ratio(ok: pd.DataFrame, backend: str, best: pd.Series, common: pd.Index) -> pd.Series:
+    times = ok[ok["backend"] == backend].set_index("workload")["median_s"]
+    return (times.reindex(common) / best[common]).round(2)
 
 
 def _compute_bound(descriptor: str) -> bool:
-    from reference.spec import Conv3DSpec
-
     spec = Conv3DSpec.from_descriptor(descriptor)
     return spec.in_channels // spec.groups >= 64 and spec.taps // (spec.in_channels // spec.groups) >= 27
 
@@ -176,8 +180,10 @@ def _wide_peak_lines(meta: dict) -> list[str]:
             ""]
 
 
-def write_report(df: pd.DataFrame, out: Path, meta: dict, baseline: str = "best-framework") -> Path:
-    out.mkdir(parents=True, exist_ok=True)
+def write_report(out: Path, baseline: str = "best-framework") -> Path:
+    """summary.md/html and the plots, drawn from out/results.csv and out/meta.json."""
+    out = Path(out)
+    df, meta = load_results(out / "results.csv"), json.loads((out / "meta.json").read_text())
     peak_label = f"fraction of measured GEMM peak ({meta['peak_gflops']:.0f} GFLOP/s)"
     images = (_bars(df, "gflops", "GFLOP/s (dense count, median)", out, "gflops")
               + _bars(df, "fraction_of_peak", peak_label, out, "peak_fraction")
@@ -185,7 +191,7 @@ def write_report(df: pd.DataFrame, out: Path, meta: dict, baseline: str = "best-
     gflops = verified(df).pivot_table(index="workload", columns="backend", values="gflops").round(1)
     fraction = verified(df).pivot_table(index="workload", columns="backend",
                                         values="fraction_of_peak").round(2)
-    problems = df[~df["status"].isin(["OK"])][["workload", "backend", "status", "message"]]
+    problems = df[~df["status"].isin(VERIFIED_NAMES)][["workload", "backend", "status", "message"]]
     lines = ["# Benchmark report", "",
              f"`{meta.get('command', '')}`", "",
              f"Machine GEMM peak (float32, NumPy BLAS, {meta['threads']} threads): "
@@ -200,7 +206,7 @@ def write_report(df: pd.DataFrame, out: Path, meta: dict, baseline: str = "best-
         scale = meta["peak_gflops"] / meta["wide_peak_gflops"]
         versus_lines.append(f"Of the AVX-512 GEMM peak: {mean_fraction * scale:.2f}.")
     if len(versus):
-        lines += ["## numpy-im2col against the best framework", "", *versus_lines, "",
+        lines += [f"## {OURS} against the best framework", "", *versus_lines, "",
                   markdown_table(versus), ""]
     lines += [f"![{name}]({name})" for name in images if name.endswith(".png")]
     if len(problems):
@@ -222,14 +228,14 @@ def write_report(df: pd.DataFrame, out: Path, meta: dict, baseline: str = "best-
 def compare(before: Path, after: Path, out: Path) -> Path:
     """Ratios after/before of matching rows (workload, backend, dtype, threads), with a plot."""
     keys = ["workload", "backend", "dtype", "threads"]
-    a, b = verified(pd.read_csv(before)), verified(pd.read_csv(after))
+    a, b = verified(load_results(before)), verified(load_results(after))
     merged = a.merge(b, on=keys, suffixes=("_before", "_after"))
     merged["speedup"] = merged["median_s_before"] / merged["median_s_after"]
     out.mkdir(parents=True, exist_ok=True)
     columns = keys + ["median_s_before", "median_s_after", "speedup"]
     atomic_write(out / "compare.csv", merged[columns].to_csv(index=False))
-    images = _bars(merged.assign(status="OK"), "speedup", f"speed-up of {after.name} over {before.name}",
-                   out, "compare")
+    images = _bars(merged.assign(status=str(Status.PASS)), "speedup",
+                   f"speed-up of {after.name} over {before.name}", out, "compare")
     table = merged.pivot_table(index="workload", columns="backend", values="speedup").round(2)
     atomic_write(out / "compare.md", "\n".join([
         f"# {after} vs {before}", "",
@@ -239,9 +245,7 @@ def compare(before: Path, after: Path, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    out = Path((argv or sys.argv[1:] or ["reports/bench"])[0])
-    meta = json.loads((out / "meta.json").read_text())
-    print(write_report(pd.read_csv(out / "results.csv"), out, meta))
+    print(write_report(Path((argv or sys.argv[1:] or ["reports/bench"])[0])))
     return 0
 
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.worker import LoadError, Worker
 from bench.quiet import wait_until_quiet
 from bench.verify import truth_for, verify
 from bench.workloads import Workload
-from conformance.data import make_arrays
-from conformance.judge import PASS
 from reference.spec import Conv3DSpec
+from runtime.data import make_arrays
+from runtime.records import Record, Status, Timing
+from runtime.worker import LoadError, Worker
 
 WORKSPACE_ALLOWANCE = 256 * 2**20  # what an im2col-style backend may add on top of its operands
 
@@ -61,12 +61,12 @@ def fit_to_budget(workload: Workload, budget: int, itemsize: int) -> tuple[Workl
     return Workload(workload.name, spec, workload.group, workload.sweep, workload.sweep_value, note), ""
 
 
-def _base_row(workload: Workload, backend: str, settings: Settings) -> dict:
-    spec = workload.spec
-    return dict(workload=workload.name, group=workload.group, sweep=workload.sweep,
-                sweep_value=workload.sweep_value, descriptor=spec.descriptor, backend=backend,
-                dtype=settings.dtype, threads=settings.threads, flops=spec.flops,
-                note=workload.note)
+def _record(workload: Workload, backend: str, settings: Settings, status: Status, message: str = "",
+            **extra) -> Record:
+    return Record(backend=backend, check="bench", case=workload.name, status=status, message=message,
+                  dtype=settings.dtype, descriptor=workload.spec.descriptor, group=workload.group,
+                  sweep=workload.sweep, sweep_value=workload.sweep_value, note=workload.note,
+                  threads=settings.threads, **extra)
 
 
 class Bench:
@@ -95,46 +95,46 @@ class Bench:
         workers = [w for w in self._workers.values() if isinstance(w, Worker) and w.pid is not None]
         return [os.getpid(), *(w.pid for w in workers)]
 
-    def run(self, workloads: list[Workload], on_row: Callable[[dict], None]) -> None:
+    def run(self, workloads: list[Workload], on_record: Callable[[Record], None]) -> None:
         budget = self.settings.memory_budget or int(0.4 * available_memory())
         itemsize = np.dtype(self.settings.dtype).itemsize
         for original in workloads:
             workload, skipped = fit_to_budget(original, budget, itemsize)
             if workload is None:
                 for name in self.backends:
-                    on_row(_base_row(original, name, self.settings) | dict(status="SKIPPED", message=skipped))
+                    on_record(_record(original, name, self.settings, Status.SKIPPED, skipped))
                 continue
             spec = workload.spec
             x, kernel, bias = make_arrays(spec, self.settings.dtype, "normal", self.settings.seed)
             truth = truth_for(spec, x, kernel, bias)
             for name in self.backends:
-                on_row(self._one(workload, name, truth, x, kernel, bias))
+                on_record(self._one(workload, name, truth, x, kernel, bias))
 
-    def _one(self, workload: Workload, name: str, truth, x, kernel, bias) -> dict:
-        row = _base_row(workload, name, self.settings) | dict(truth=truth.source)
+    def _one(self, workload: Workload, name: str, truth, x, kernel, bias) -> Record:
         worker = self._worker(name)
         if isinstance(worker, str):
-            return row | dict(status="UNAVAILABLE", message=worker)
-        row["backend"] = worker.label  # e.g. "numpy-im2col[gemm]" for backends.numpy_im2col:gemm_only
+            return _record(workload, name, self.settings, Status.UNSUPPORTED, worker, truth=truth.source)
         caps = worker.capabilities
         reason = caps.unsupported(workload.spec, self.settings.dtype)
         if reason:
-            return row | dict(status="UNSUPPORTED", message=reason)
+            return _record(workload, name, self.settings, Status.UNSUPPORTED, reason, truth=truth.source)
         settle_s = wait_until_quiet(self._pids())
         outcome = worker.bench(x, kernel, bias, workload.spec.conv_kwargs(),
                                min_repeats=self.settings.min_repeats,
                                min_seconds=self.settings.min_seconds,
                                trace_memory=caps.host_memory_traced)
         if outcome.kind != "ok":
-            return row | dict(status="CRASHED", message=f"{outcome.error_type} {outcome.message}"[:500])
+            return _record(workload, name, self.settings, Status.CRASHED,
+                           f"{outcome.error_type} {outcome.message}"[:500], truth=truth.source)
         result = outcome.outputs[0]
         output = result.pop("output")
         precision = caps.precision(self.settings.dtype)
         verdict = verify(truth, output, x, kernel, self.settings.dtype, precision, caps.flushes_subnormals)
         gflops = workload.spec.flops / result["median_s"] / 1e9
-        row |= dict(result, settle_s=settle_s, device=caps.devices[0], precision=precision,
-                    max_ratio=verdict.max_ratio, gflops=gflops, fraction_of_peak=gflops / self.peak)
-        if verdict.status not in (PASS, "MISTRUSTED"):
-            return row | dict(status="WRONG", message=f"{verdict.message}; timing not counted",
-                              gflops=np.nan, fraction_of_peak=np.nan)
-        return row | dict(status="OK", message="")
+        counted = verdict.status.verified
+        timing = Timing(**result, settle_s=settle_s, gflops=gflops if counted else None,
+                        fraction_of_peak=gflops / self.peak if counted else None)
+        message = "" if counted else f"{verdict.message}; timing not counted"
+        return _record(workload, name, self.settings, verdict.status, message, truth=truth.source,
+                       device=caps.devices[0], precision=precision, max_ratio=verdict.max_ratio,
+                       worst=verdict.worst, peak_gflops=self.peak, timing=timing)

@@ -1,8 +1,9 @@
 """The correctness gate: a timing counts only for an output verified on the same run.
 
-Small layers are judged against the exact reference. For large ones the truth is numpy-im2col in
-float64 (with S = conv(|x|, |w|) + |b| for the bound), itself first checked against the reference
-on a reduced copy of the layer; its own error, gamma_(K+1)(2^-53) * S, is added to the bound.
+Small layers are judged against the exact reference. For large ones the truth is numpy-im2col
+(im2col + NumPy's GEMM) in float64 (with S = conv(|x|, |w|) + |b| for the bound), itself first
+checked against the reference on a reduced copy of the layer; its own error, gamma_(K+1)(2^-53)
+* S, is added to the bound.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from backends.numpy_im2col import NumpyIm2col
-from conformance.data import make_arrays
 from conformance.fixed import reduced_spec
-from conformance.judge import PASS, Verdict, gamma, judge
+from conformance.judge import Verdict, gamma, judge
 from reference.activations import apply_activation
 from reference.conv import Evaluation, evaluate
 from reference.spec import Conv3DSpec
+from runtime.data import make_arrays
+from runtime.records import Status
 
 REFERENCE_MAX_MACS = 200_000_000  # about a second of the compiled reference on 2 cores
 
@@ -47,7 +49,7 @@ def numpy_float64_trusted(spec: Conv3DSpec, seed: int = 0) -> bool:
     truth = _numpy_float64(small, x, w, b)
     got = truth.evaluation.output
     verdict = judge(evaluate(x, w, b, **small.conv_kwargs()), got, x, w, "float64", "float64")
-    return verdict.status == PASS
+    return verdict.status == Status.PASS
 
 
 def truth_for(spec: Conv3DSpec, x, kernel, bias) -> Truth:

@@ -1,14 +1,14 @@
-"""Benchmark workloads: real network layers from bench/data/conv3d_shapes.csv, the seed example,
+"""Benchmark workloads: real network layers from runtime/shapes/conv3d_shapes.csv, the seed example,
 and scaling sweeps, in named sets (quick, default, full) or from a user's CSV of the same form."""
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.fixed import SEED_EXAMPLE, workload_rows, workload_spec
+from conformance.fixed import SEED_EXAMPLE
 from reference.spec import Conv3DSpec
+from runtime.workloads import workload_rows, workload_spec
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def sweeps(full: bool) -> list[Workload]:
 
 def all_csv_layers(path: Path | None = None) -> tuple[list[Workload], list[str]]:
     """Every CSV layer at its own batch; the skipped ones (not expressible in Keras) with why."""
-    rows = workload_rows() if path is None else list(csv.DictReader(open(path)))
+    rows = workload_rows(path)
     workloads, skipped = [], []
     for row in rows:
         label = f"{row['source_file']}:{row['line']} {row['name']}".strip()

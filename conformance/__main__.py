@@ -7,22 +7,23 @@ Exit status: 0 when nothing failed, 1 on any FAIL / REJECTED-VALID / ACCEPTED-IN
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from backends.registry import available_backends, get_backend
-from backends.worker import LoadError, Worker
+from backends.registry import resolve_backends
 from conformance.cases import Case, InvalidCase
-from conformance.data import REGIMES
-from conformance.engine import CHECKS, DEFAULT_DB, Job, run_jobs
+from conformance.engine import CHECKS, DEFAULT_DB, CheckResult, Job, run_jobs
 from conformance.execute import run_case, run_invalid
-from conformance.judge import FAILING
 from conformance.profiles import DEFAULT_PROFILE, PROFILES
 from conformance.properties import PROPERTIES, Problem, check_property
-from conformance.report import write_report
+from conformance.report import save_results, write_report
 from reference.spec import Conv3DSpec
+from runtime.data import REGIMES
+from runtime.records import BackendInfo, Record, Status
+from runtime.worker import LoadError, Worker
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,44 +53,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def resolve_backends(names: list[str]) -> list[str]:
-    """Expand 'all'; validate the rest (ValueError names what is wrong)."""
-    resolved: list[str] = []
-    for name in names:
-        if name == "all":
-            for backend in available_backends():
-                print(f"  {backend.name}: available", file=sys.stderr)
-                resolved.append(backend.name)
-        else:
-            get_backend(name)
-            resolved.append(name)
-    return list(dict.fromkeys(resolved))
-
-
-def _print_row(row: dict) -> None:
+def _print_record(record: Record) -> None:
     worst = ""
-    if row.get("worst_index") is not None and row.get("status") != "PASS":
-        worst = (f"\n  worst element {row['worst_index']}: expected {row['worst_expected']!r}, "
-                 f"got {row['worst_got']!r}, error/bound {row['worst_ratio']:.3g}, "
-                 f"{row['worst_ulps']:.3g} ulps")
-    print(f"{row['status']}: {row['case']}\n  {row['message'].splitlines()[0] if row['message'] else ''}"
-          f"{worst}\n  repro: {row['repro']}")
+    if record.worst is not None and record.status != Status.PASS:
+        w = record.worst
+        worst = (f"\n  worst element {w.index}: expected {w.expected!r}, got {w.got!r}, "
+                 f"error/bound {w.ratio:.3g}, {w.ulps:.3g} ulps")
+    print(f"{record.status}: {record.case}\n  {_first_line(record.message)}{worst}\n  repro: {record.repro}")
 
 
-def run_single(args: argparse.Namespace, backend: str) -> list[dict]:
+def _first_line(message: str, limit: int = 300) -> str:
+    return message.splitlines()[0][:limit] if message else ""
+
+
+def run_single(args: argparse.Namespace, backend: str) -> list[Record]:
     with Worker(backend, threads=args.threads, timeout_s=args.timeout) as worker:
         if args.case:
             case = Case(Conv3DSpec.from_descriptor(args.case), args.dtype, args.data, args.seed,
                         check="repro")
-            rows = [run_case(worker, case)]
+            records = [run_case(worker, case)]
         elif args.invalid:
-            rows = [run_invalid(worker, InvalidCase.from_json(args.invalid))]
+            records = [run_invalid(worker, InvalidCase.from_json(args.invalid))]
         else:
             problem = Problem(*PROFILES[args.profile].property_problem)
-            rows = [check_property(worker, args.property, problem, args.dtype, args.seed)]
-    for row in rows:
-        _print_row(row)
-    return rows
+            records = [check_property(worker, args.property, problem, args.dtype, args.seed)]
+    for record in records:
+        _print_record(record)
+    return records
 
 
 def _progress(total: int):
@@ -97,18 +87,19 @@ def _progress(total: int):
 
     bar = tqdm(total=total, unit="check", file=sys.stderr, dynamic_ncols=True)
 
-    def on_rows(job: Job, rows: list[dict]) -> None:
-        counts = Counter(r["status"] for r in rows)
-        bar.write(f"{job.backend:>18} {job.check:<10} {len(rows):5d} cases  " +
+    def on_result(result: CheckResult) -> None:
+        job, records = result.job, result.records
+        counts = Counter(str(r.status) for r in records)
+        bar.write(f"{job.backend:>18} {job.check:<10} {len(records):5d} cases  " +
                   " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-        for row in rows:
-            generated = row["check"] in ("exact", "realistic", "extreme", "invalid")
-            if row["status"] in FAILING and (row.get("shrunk") or not generated):
-                first_line = row["message"].splitlines()[0][:200] if row["message"] else ""
-                bar.write(f"    {row['status']}: {first_line}\n    repro: {row['repro']}")
+        for record in records:
+            generated = record.check in ("exact", "realistic", "extreme", "invalid")
+            if record.status.failing and (record.shrunk or not generated):
+                bar.write(f"    {record.status}: {_first_line(record.message, 200)}\n"
+                          f"    repro: {record.repro}")
         bar.update(1)
 
-    return bar, on_rows
+    return bar, on_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,9 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     started = time.time()
+    infos: dict[str, BackendInfo] = {}
     if args.case or args.invalid or args.property:
         try:
-            rows = [row for b in backends for row in run_single(args, b)]
+            records = [record for b in backends for record in run_single(args, b)]
         except (ValueError, LoadError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -129,23 +121,30 @@ def main(argv: list[str] | None = None) -> int:
         database = None if args.no_db else str(DEFAULT_DB)
         jobs = [Job(b, check, args.profile, args.seed, database, args.threads, args.timeout)
                 for b in backends for check in args.checks.split(",")]
-        bar, on_rows = _progress(len(jobs))
-        rows = []
+        bar, on_result = _progress(len(jobs))
+        records = []
+
+        def collect(result: CheckResult) -> None:
+            records.extend(result.records)
+            infos[result.job.backend] = result.backend
+            on_result(result)
+
         try:
-            run_jobs(jobs, args.jobs, on_rows=lambda job, r: (rows.extend(r), on_rows(job, r)))
+            run_jobs(jobs, args.jobs, on_result=collect)
         except KeyboardInterrupt:
-            print(f"\ninterrupted: reporting the {len(rows)} cases finished so far", file=sys.stderr)
+            print(f"\ninterrupted: reporting the {len(records)} cases finished so far", file=sys.stderr)
         finally:
             bar.close()
-    failing = [r for r in rows if r["status"] in FAILING]
     if args.report:
         meta = dict(profile=args.profile, seed=args.seed, backends=backends,
-                    seconds=time.time() - started, command=" ".join(sys.argv))
-        print(f"report: {write_report(rows, args.report, meta)}", file=sys.stderr)
-    counts = Counter(r["status"] for r in rows)
-    print(f"{len(rows)} cases in {time.time() - started:.0f} s: " +
+                    seconds=time.time() - started, command=" ".join(sys.argv),
+                    backend_info=[dataclasses.asdict(i) for i in infos.values()])
+        save_results(records, args.report, meta)
+        print(f"report: {write_report(args.report)}", file=sys.stderr)
+    counts = Counter(str(r.status) for r in records)
+    print(f"{len(records)} cases in {time.time() - started:.0f} s: " +
           ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), file=sys.stderr)
-    return 1 if failing else 0
+    return 1 if any(r.status.failing for r in records) else 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ job with its own backend worker, so `-j N` runs N of them at once.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import multiprocessing as mp
 import time
 from collections.abc import Callable, Iterator
@@ -17,13 +18,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from backends.worker import LoadError, Worker
 from conformance import strategies
 from conformance.execute import run_case, run_invalid
 from conformance.fixed import worked_cases, workload_cases
-from conformance.judge import CRASHED, FAILING, UNSUPPORTED
 from conformance.profiles import PROFILES, Profile
 from conformance.properties import PROPERTIES, Problem, check_property
+from runtime.records import BackendInfo, Record, Status
+from runtime.worker import LoadError, Worker
 
 DEFAULT_DB = Path(".conformance/db")
 GENERATED = {"exact": strategies.exact_cases, "realistic": strategies.realistic_cases,
@@ -42,22 +43,31 @@ class Job:
     timeout_s: float = 120.0
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    """The records of one check for one backend, and what the backend declared."""
+
+    job: Job
+    records: list[Record]
+    backend: BackendInfo
+
+
 class _CaseFailed(Exception):
-    def __init__(self, row: dict) -> None:
-        super().__init__(row["message"])
-        self.row = row
+    def __init__(self, record: Record) -> None:
+        super().__init__(record.message)
+        self.record = record
 
 
-def _hypothesis_check(job: Job, strategy, execute: Callable[[object], dict],
-                      examples: int) -> Iterator[dict]:
+def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
+                      examples: int) -> Iterator[Record]:
     """Run `examples` generated cases; on the first failure let hypothesis shrink it.
 
-    Yields a row per generated case (in order, so cases-to-catch is the row count), then, when
-    something failed, the shrunk minimal failing case marked shrunk=True. Failing examples are
-    saved in the example database and replayed first next time.
+    Yields a record per generated case (in order, so cases-to-catch is the record count), then,
+    when something failed, the shrunk minimal failing case marked shrunk=True. Failing examples
+    are saved in the example database and replayed first next time.
     """
-    rows: list[dict] = []
-    failed = []
+    records: list[Record] = []
+    failed: list[Record] = []
     db = (DirectoryBasedExampleDatabase(str(Path(job.database) / job.backend / job.check))
           if job.database else None)
 
@@ -68,82 +78,92 @@ def _hypothesis_check(job: Job, strategy, execute: Callable[[object], dict],
     @seed(job.seed)
     @given(strategy)
     def check(case) -> None:
-        row = execute(case)
+        record = execute(case)
         if not failed:
-            rows.append(row)
-        if row["status"] in FAILING:
-            failed.append(row)
-            raise _CaseFailed(row)
+            records.append(record)
+        if record.status.failing:
+            failed.append(record)
+            raise _CaseFailed(record)
 
     try:
         check()
     except _CaseFailed as exc:
-        rows.append(exc.row | dict(shrunk=True))
+        records.append(dataclasses.replace(exc.record, shrunk=True))
     except Exception as exc:  # noqa: BLE001 - e.g. Flaky: the failure did not reproduce
         if not failed:
             raise
-        rows.append(failed[0] | dict(message=f"{failed[0]['message']} (not shrunk: "
-                                             f"{type(exc).__name__}, the failure is intermittent)"))
-    yield from rows
+        records.append(dataclasses.replace(failed[0], message=(
+            f"{failed[0].message} (not shrunk: {type(exc).__name__}, the failure is intermittent)")))
+    yield from records
 
 
-def _fixed(worker: Worker, cases) -> Iterator[dict]:
+def _fixed(worker: Worker, cases) -> Iterator[Record]:
     for case in cases:
         yield run_case(worker, case)
 
 
-def run_check(job: Job) -> list[dict]:
-    """All rows of one check for one backend (its worker started and closed here)."""
-    profile: Profile = PROFILES[job.profile]
+def run_check(job: Job, worker: Worker | None = None) -> CheckResult:
+    """All records of one check for one backend, on `worker` when given (a running worker of
+    job.backend, left running), else on a worker started and closed here."""
     started = time.perf_counter()
+    if worker is not None:
+        return _check(job, worker, started)
     try:
         worker = Worker(job.backend, threads=job.threads, timeout_s=job.timeout_s)
     except LoadError as exc:
-        return [dict(backend=job.backend, check=job.check, case=f"load:{job.backend}",
-                     status=CRASHED, message=str(exc),
-                     repro=f"python -m conformance --backend {job.backend}")]
+        return CheckResult(job, [Record(backend=job.backend, check=job.check, case=f"load:{job.backend}",
+                                        status=Status.CRASHED, message=str(exc),
+                                        repro=f"python -m conformance --backend {job.backend}")],
+                           BackendInfo(job.backend, f"failed to load: {exc}"))
     with worker:
-        if not worker.availability.ok:
-            return [dict(backend=worker.name, check=job.check, case=f"load:{job.backend}",
-                         status=UNSUPPORTED, message=str(worker.availability))]
-        caps = worker.capabilities
-        if job.check in GENERATED:
-            rows = _hypothesis_check(job, GENERATED[job.check](caps), lambda c: run_case(worker, c),
-                                     profile.examples[job.check])
-        elif job.check == "invalid":
-            rows = _hypothesis_check(job, strategies.invalid_cases(), lambda c: run_invalid(worker, c),
-                                     profile.examples["invalid"])
-        elif job.check == "worked":
-            rows = _fixed(worker, worked_cases())
-        elif job.check == "workload":
-            rows = _fixed(worker, workload_cases(profile.workloads))
-        else:
-            problem = Problem(*profile.property_problem)
-            rows = (check_property(worker, name, problem, caps.dtypes[0], job.seed)
-                    for name in PROPERTIES)
-        out = [row | dict(profile=job.profile, run_seed=job.seed) for row in rows]
+        return _check(job, worker, started)
+
+
+def _check(job: Job, worker: Worker, started: float) -> CheckResult:
+    info = BackendInfo.of(job.backend, worker.availability, worker.capabilities)
+    if not worker.availability.ok:
+        return CheckResult(job, [Record(backend=job.backend, check=job.check, case=f"load:{job.backend}",
+                                        status=Status.UNSUPPORTED, message=str(worker.availability))],
+                           info)
+    records = list(_records(job, worker))
     elapsed = time.perf_counter() - started
-    for row in out:
-        row.setdefault("check_seconds", elapsed)
-    return out
+    return CheckResult(job, [dataclasses.replace(r, profile=job.profile, run_seed=job.seed,
+                                                 check_seconds=elapsed) for r in records], info)
+
+
+def _records(job: Job, worker: Worker) -> Iterator[Record]:
+    """The records of job's check, run on `worker`."""
+    profile: Profile = PROFILES[job.profile]
+    caps = worker.capabilities
+    if job.check in GENERATED:
+        return _hypothesis_check(job, GENERATED[job.check](caps), lambda c: run_case(worker, c),
+                                 profile.examples[job.check])
+    if job.check == "invalid":
+        return _hypothesis_check(job, strategies.invalid_cases(), lambda c: run_invalid(worker, c),
+                                 profile.examples["invalid"])
+    if job.check == "worked":
+        return _fixed(worker, worked_cases())
+    if job.check == "workload":
+        return _fixed(worker, workload_cases(profile.workloads))
+    problem = Problem(*profile.property_problem)
+    return (check_property(worker, name, problem, caps.dtypes[0], job.seed) for name in PROPERTIES)
 
 
 def run_jobs(jobs: list[Job], parallel: int = 1,
-             on_rows: Callable[[Job, list[dict]], None] | None = None) -> list[dict]:
+             on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
     """Run jobs (sequentially, or in `parallel` processes), reporting each as it finishes."""
-    all_rows: list[dict] = []
+    results: list[CheckResult] = []
 
-    def done(job: Job, rows: list[dict]) -> None:
-        all_rows.extend(rows)
-        if on_rows:
-            on_rows(job, rows)
+    def done(result: CheckResult) -> None:
+        results.append(result)
+        if on_result:
+            on_result(result)
 
     if parallel <= 1:
         for job in jobs:
-            done(job, run_check(job))
-        return all_rows
+            done(run_check(job))
+        return results
     with cf.ProcessPoolExecutor(parallel, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(run_check, job): job for job in jobs}
-        for future in cf.as_completed(futures):
-            done(futures[future], future.result())
-    return all_rows
+        for future in cf.as_completed([pool.submit(run_check, job) for job in jobs]):
+            done(future.result())
+    return results

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import math
-from importlib import resources
 
 from conformance.cases import Case
 from conformance.strategies import EXTREME_ACTIVATIONS
 from reference.activations import ACTIVATIONS
 from reference.spec import Conv3DSpec, axis_output
+from runtime.workloads import workload_rows, workload_spec
 
 # (input shape channels-last, layer arguments) from SPEC.md's table of worked shapes
 WORKED = [
@@ -23,7 +22,6 @@ WORKED = [
     ((2, 8, 8, 8, 4), dict(filters=6, kernel_size=2, padding="same", dilation_rate=(2, 3, 4), groups=2)),
 ]
 SEED_EXAMPLE = ((4, 10, 10, 10, 128), dict(filters=32, kernel_size=3, activation="relu"))
-WORKLOADS_CSV = "conv3d_shapes.csv"
 REDUCED_MAX_MACS = 60_000_000  # per reduced layer: ~50 ms of reference time
 REDUCED_MAX_ELEMENTS = 4_000_000  # input and kernel elements (whole-volume kernels are huge)
 
@@ -79,32 +77,16 @@ def reduced_spec(spec: Conv3DSpec) -> Conv3DSpec:
     return Conv3DSpec(**spec.keras_kwargs(), input_shape=shape)
 
 
-def workload_rows() -> list[dict]:
-    with resources.files("bench.data").joinpath(WORKLOADS_CSV).open() as handle:
-        return list(csv.DictReader(handle))
-
-
-def workload_spec(row: dict, batch: int | None = None, reduce: bool = False) -> Conv3DSpec | None:
-    """The Keras spec of a CSV layer, or None when Keras padding cannot express it."""
-    if row["keras_padding"] not in ("valid", "same"):
-        return None
-    i = {k: int(row[k]) for k in ("mb", "g", "ic", "oc", "id", "ih", "iw", "kd", "kh", "kw",
-                                  "sd", "sh", "sw", "dd", "dh", "dw")}
-    kernel, strides = (i["kd"], i["kh"], i["kw"]), (i["sd"], i["sh"], i["sw"])
-    dilation = (i["dd"] + 1, i["dh"] + 1, i["dw"] + 1)  # benchdnn counts dilation from 0
-    spec = Conv3DSpec(filters=i["oc"], kernel_size=kernel, strides=strides,
-                      padding=row["keras_padding"], dilation_rate=dilation, groups=i["g"],
-                      input_shape=(batch or i["mb"], i["id"], i["ih"], i["iw"], i["ic"]))
-    return reduced_spec(spec) if reduce else spec
-
-
 def workload_cases(limit: int | None = None) -> list[Case]:
     """Each Keras-expressible CSV layer at batch 1 and small spatial size, deduplicated; layers
     still too big for the reference after reduction are left to the oracle-free properties."""
     seen: dict[str, Case] = {}
     for row in workload_rows():
-        spec = workload_spec(row, batch=1, reduce=True)
-        if spec is None or spec.flops // 2 > REDUCED_MAX_MACS:
+        spec = workload_spec(row, batch=1)
+        if spec is None:
+            continue
+        spec = reduced_spec(spec)
+        if spec.flops // 2 > REDUCED_MAX_MACS:
             continue
         if max(math.prod(spec.input_shape), math.prod(spec.kernel_shape)) > REDUCED_MAX_ELEMENTS:
             continue

@@ -18,39 +18,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.base import UNIT_ROUNDOFF
-from conformance.data import numpy_dtype
 from reference.activations import ACTIVATIONS
 from reference.conv import Evaluation
-
-PASS, FAIL, MISTRUSTED, UNSUPPORTED = "PASS", "FAIL", "MISTRUSTED", "UNSUPPORTED"
-REJECTED_VALID, ACCEPTED_INVALID = "REJECTED-VALID", "ACCEPTED-INVALID"
-CRASHED, NONDETERMINISTIC = "CRASHED", "NONDETERMINISTIC"
-KNOWN_FAIL = "KNOWN-FAIL"  # failed, matching an entry of conformance/known_deviations.py
-STATUSES = (PASS, FAIL, MISTRUSTED, UNSUPPORTED, REJECTED_VALID, ACCEPTED_INVALID, CRASHED,
-            NONDETERMINISTIC, KNOWN_FAIL)
-FAILING = (FAIL, REJECTED_VALID, ACCEPTED_INVALID, CRASHED)
+from reference.formats import finfo, numpy_dtype, unit_roundoff
+from runtime.records import Status, Worst
 
 ACTIVATION_ULPS = 8  # budget for a framework's own evaluation of a transcendental activation
 MISTRUST_ZEROS, MISTRUST_ZEROS_RECTIFIED = 0.70, 0.85
 RECTIFIERS = ("relu", "relu6", "hard_shrink", "soft_shrink", "sparse_plus", "sparse_sigmoid",
               "hard_sigmoid", "sparsemax")
-_FORMAT_OF = {"tf32": "float32"}  # TF32 accumulates in float32
 
 
 @dataclass(frozen=True)
 class Verdict:
     """Outcome of one comparison; `worst` describes the element with the largest error/bound."""
 
-    status: str
+    status: Status
     max_ratio: float = 0.0
     zero_fraction: float = 0.0
-    worst: dict | None = None
+    worst: Worst | None = None
     message: str = ""
-
-
-def _format_info(precision: str) -> np.finfo:
-    return np.finfo(numpy_dtype(_FORMAT_OF.get(precision, precision)))
 
 
 def gamma(n: int, u: float) -> float:
@@ -61,8 +48,8 @@ def pre_activation_bound(ev: Evaluation, x: np.ndarray, kernel: np.ndarray, dtyp
                          precision: str, flushes_subnormals: bool) -> np.ndarray:
     """Largest error a correct backend may make before the activation, per element."""
     n = ev.spec.taps + 1
-    u, u_out = UNIT_ROUNDOFF[precision], UNIT_ROUNDOFF[dtype]
-    compute, out = _format_info(precision), np.finfo(numpy_dtype(dtype))
+    u, u_out = unit_roundoff(precision), unit_roundoff(dtype)
+    compute, out = finfo(precision), finfo(dtype)
     s, ref = ev.abs_sum, np.abs(ev.pre_activation)
     bound = (gamma(n, u) * s + u_out * ref + n * float(compute.smallest_subnormal)
              + float(out.smallest_subnormal))
@@ -121,8 +108,7 @@ def output_bound(ev: Evaluation, pre_bound: np.ndarray, dtype: str) -> np.ndarra
     name = ev.spec.activation
     if name is None:
         return pre_bound
-    out = np.finfo(numpy_dtype(dtype))
-    u_out, eta_out = UNIT_ROUNDOFF[dtype], float(out.smallest_subnormal)
+    u_out, eta_out = unit_roundoff(dtype), float(finfo(dtype).smallest_subnormal)
     if ACTIVATIONS[name].axis:
         bound = _axis_activation_bound(name, ev.pre_activation, pre_bound, u_out, eta_out)
         return np.broadcast_to(bound, ev.output.shape)
@@ -137,13 +123,13 @@ def _ulps(got: np.ndarray, ref: np.ndarray, dtype: str) -> float:
 
 
 def _worst(got: np.ndarray, ref: np.ndarray, ratio: np.ndarray, bound: np.ndarray, dtype: str,
-           channels_last: bool) -> dict:
+           channels_last: bool) -> Worst:
     idx = np.unravel_index(int(np.nanargmax(ratio)), ratio.shape)
     n, *rest = (int(i) for i in idx)
     nd_hw_c = (n, *rest[:3], rest[3]) if channels_last else (n, *rest[1:], rest[0])
     g, r = float(got[idx]), float(ref[idx])
-    return dict(index=nd_hw_c, expected=r, got=g, error=abs(g - r), bound=float(bound[idx]),
-                ratio=float(ratio[idx]), ulps=_ulps(np.float64(g), np.float64(r), dtype))
+    return Worst(index=nd_hw_c, expected=r, got=g, error=abs(g - r), bound=float(bound[idx]),
+                 ratio=float(ratio[idx]), ulps=_ulps(np.float64(g), np.float64(r), dtype))
 
 
 def _non_finite_ok(got: np.ndarray, ref: np.ndarray, bound: np.ndarray, s_overflow: np.ndarray,
@@ -166,9 +152,9 @@ def judge(ev: Evaluation, got: np.ndarray, x: np.ndarray, kernel: np.ndarray, dt
     ref = ev.output
     got = np.asarray(got)
     if got.shape != ref.shape:
-        return Verdict(FAIL, np.inf, message=f"output shape {got.shape} != expected {ref.shape}")
+        return Verdict(Status.FAIL, np.inf, message=f"output shape {got.shape} != expected {ref.shape}")
     if got.dtype != numpy_dtype(dtype):
-        return Verdict(FAIL, np.inf, message=f"output dtype {got.dtype} != input dtype {dtype}")
+        return Verdict(Status.FAIL, np.inf, message=f"output dtype {got.dtype} != input dtype {dtype}")
     got64 = got.astype(np.float64)
     if exact:
         bound = np.zeros_like(ref)
@@ -179,12 +165,12 @@ def judge(ev: Evaluation, got: np.ndarray, x: np.ndarray, kernel: np.ndarray, dt
         err = np.abs(got64 - ref)
         ratio = np.where(err == 0, 0.0, err / bound)
     finite = np.isfinite(got64) & np.isfinite(ref)
-    acc_max = float(_format_info(precision).max)
-    s_overflow = ev.abs_sum * (1 + gamma(ev.spec.taps + 1, UNIT_ROUNDOFF[precision])) >= acc_max
+    acc_max = float(finfo(precision).max)
+    s_overflow = ev.abs_sum * (1 + gamma(ev.spec.taps + 1, unit_roundoff(precision))) >= acc_max
     # an axis activation mixes the row: overflow anywhere in it spoils all of it
     if isinstance(ev.spec.activation, str) and ACTIVATIONS[ev.spec.activation].axis:
         s_overflow = np.broadcast_to(np.any(s_overflow, axis=-1, keepdims=True), ref.shape)
-    special_ok = _non_finite_ok(got64, ref, bound, s_overflow, float(np.finfo(numpy_dtype(dtype)).max))
+    special_ok = _non_finite_ok(got64, ref, bound, s_overflow, float(finfo(dtype).max))
     ratio = np.where(finite, ratio, np.where(special_ok, 0.0, np.inf))
     ratio = np.where(s_overflow & np.isfinite(ref), 0.0, ratio)  # partial sums may overflow
     zero_fraction = float(np.mean(got64 == 0)) if got64.size else 0.0
@@ -192,13 +178,13 @@ def judge(ev: Evaluation, got: np.ndarray, x: np.ndarray, kernel: np.ndarray, dt
     worst = _worst(got64, ref, ratio, bound, dtype, ev.spec.channels_last) if ratio.size else None
     if not max_ratio <= 1:
         bad = int(np.sum(~(ratio <= 1)))
-        return Verdict(FAIL, max_ratio, zero_fraction, worst,
+        return Verdict(Status.FAIL, max_ratio, zero_fraction, worst,
                        f"{bad} of {ratio.size} elements outside the bound")
     return Verdict(_trust(got64, zero_fraction, ev.spec.activation), max_ratio, zero_fraction, worst)
 
 
-def _trust(got: np.ndarray, zero_fraction: float, activation: str | None) -> str:
+def _trust(got: np.ndarray, zero_fraction: float, activation: str | None) -> Status:
     limit = MISTRUST_ZEROS_RECTIFIED if activation in RECTIFIERS else MISTRUST_ZEROS
     finite = got[np.isfinite(got)]
     constant = got.size > 1 and finite.size == got.size and np.all(finite == finite.flat[0])
-    return MISTRUSTED if zero_fraction > limit or constant else PASS
+    return Status.MISTRUSTED if zero_fraction > limit or constant else Status.PASS

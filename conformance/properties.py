@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.worker import Worker
-from conformance.data import PRECISION_BITS, numpy_dtype
-from conformance.execute import REFUSALS
-from conformance.judge import CRASHED, FAIL, PASS, REJECTED_VALID, UNSUPPORTED
+from conformance.execute import refusal_status
+from reference.formats import FORMATS, numpy_dtype
+from runtime.records import Record, Status
+from runtime.worker import Worker
 
 
 class _Refused(Exception):
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, status: Status, message: str) -> None:
         super().__init__(message)
         self.status = status
 
@@ -49,10 +49,9 @@ class Caller:
         cast = [None if a is None else np.ascontiguousarray(a, dtype=self.dtype) for a in (x, w, b)]
         outcome = self.worker.call(*cast, args, repeats=1)
         if outcome.kind == "crashed":
-            raise _Refused(CRASHED, outcome.message)
+            raise _Refused(Status.CRASHED, outcome.message)
         if outcome.kind == "raised":
-            status = REJECTED_VALID if outcome.error_type in REFUSALS else CRASHED
-            raise _Refused(status, f"{outcome.error_type}: {outcome.message}")
+            raise _Refused(refusal_status(outcome.error_type), f"{outcome.error_type}: {outcome.message}")
         return outcome.outputs[0].astype(np.float64)
 
 
@@ -148,29 +147,32 @@ PROPERTIES: dict[str, Callable] = {fn.__name__: fn for fn in (
     zero_kernel_gives_activation_of_bias, pointwise_is_a_matmul)}
 
 
-def check_property(worker: Worker, name: str, problem: Problem, dtype: str, seed: int) -> dict:
-    """One property on one problem: a report row (PASS / FAIL / UNSUPPORTED / CRASHED ...)."""
-    row = dict(backend=worker.name, check="property", case=f"property:{name}:{problem.label}",
-               descriptor=problem.label, dtype=dtype, data="integer", seed=seed,
-               repro=f"python -m conformance --backend {worker.name} --property {name} "
-                     f"--dtype {dtype} --seed {seed}")
+def check_property(worker: Worker, name: str, problem: Problem, dtype: str, seed: int) -> Record:
+    """One property on one problem: a record (PASS / FAIL / UNSUPPORTED / CRASHED ...)."""
+    def record(status: Status, message: str = "") -> Record:
+        return Record(backend=worker.name, check="property", case=f"property:{name}:{problem.label}",
+                      status=status, message=message, descriptor=problem.label, dtype=dtype,
+                      data="integer", seed=seed,
+                      repro=f"python -m conformance --backend {worker.name} --property {name} "
+                            f"--dtype {dtype} --seed {seed}")
+
     caps = worker.capabilities
     k = max(27, 4 * 4 * 3) * problem.channels * 2  # largest |partial sum| any property makes
-    if dtype not in caps.dtypes or k >= 2 ** PRECISION_BITS[caps.precision(dtype)][1]:
-        return row | dict(status=UNSUPPORTED, message=f"{dtype} cannot hold sums up to {k} exactly")
-    if name in ("groups_are_concatenated_convs",) and not caps.groups:
-        return row | dict(status=UNSUPPORTED, message="grouped convolution not supported")
+    if dtype not in caps.dtypes or k >= 2 ** FORMATS[caps.precision(dtype)].accumulator_bits:
+        return record(Status.UNSUPPORTED, f"{dtype} cannot hold sums up to {k} exactly")
+    if name == "groups_are_concatenated_convs" and not caps.groups:
+        return record(Status.UNSUPPORTED, "grouped convolution not supported")
     if name == "dilation_is_a_sparse_kernel" and not caps.dilation:
-        return row | dict(status=UNSUPPORTED, message="dilation not supported")
+        return record(Status.UNSUPPORTED, "dilation not supported")
     try:
         got, expected = PROPERTIES[name](Caller(worker, dtype), problem, np.random.default_rng(seed))
     except _Refused as refused:
-        return row | dict(status=refused.status, message=str(refused))
+        return record(refused.status, str(refused))
     if got.shape != expected.shape:
-        return row | dict(status=FAIL, message=f"shapes differ: {got.shape} vs {expected.shape}")
+        return record(Status.FAIL, f"shapes differ: {got.shape} vs {expected.shape}")
     diff = np.argwhere(~((got == expected) | (np.isnan(got) & np.isnan(expected))))
     if len(diff):
         idx = tuple(diff[0])
-        return row | dict(status=FAIL, message=f"{len(diff)} of {got.size} elements differ; first "
-                          f"at {idx}: {got[idx]} vs {expected[idx]}")
-    return row | dict(status=PASS, message="")
+        return record(Status.FAIL, f"{len(diff)} of {got.size} elements differ; first "
+                                   f"at {idx}: {got[idx]} vs {expected[idx]}")
+    return record(Status.PASS)

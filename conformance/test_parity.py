@@ -5,16 +5,17 @@
 
 import pytest
 
-from backends.registry import available_backends
+from backends.registry import get_backend, resolve_backends
 from conformance.engine import CHECKS, Job, run_check
-from conformance.judge import FAILING
+from runtime.records import Status
 
 
 def _backends(config) -> list[str]:
+    """The --backend names; 'all' (the default) means every available CPU backend."""
     names = config.getoption("--backend") or ["all"]
     if "all" in names:
-        found = [b.name for b in available_backends() if b.capabilities.devices == ("cpu",)]
-        names = [n for n in names if n != "all"] + found
+        cpu = [n for n in resolve_backends(["all"]) if get_backend(n).capabilities.devices == ("cpu",)]
+        names = [n for n in names if n != "all"] + cpu
     return list(dict.fromkeys(names))
 
 
@@ -27,12 +28,11 @@ def pytest_generate_tests(metafunc):
 
 
 def test_conformance(job: Job):
-    rows = run_check(job)
-    assert rows, f"{job.backend} {job.check}: no case ran"
-    failing = [r for r in rows if r["status"] in FAILING]
-    assert not failing, f"{len(failing)} failing case(s) of {len(rows)}:\n" + "\n".join(
-        f"{r['status']}: {r['case']}\n  {str(r['message']).splitlines()[0][:300]}\n  repro: {r['repro']}"
+    records = run_check(job).records
+    assert records, f"{job.backend} {job.check}: no case ran"
+    failing = [r for r in records if r.status.failing]
+    assert not failing, f"{len(failing)} failing case(s) of {len(records)}:\n" + "\n".join(
+        f"{r.status}: {r.case}\n  {r.message.splitlines()[0][:300] if r.message else ''}\n  repro: {r.repro}"
         for r in failing)
-    ran = [r for r in rows if r["status"] != "UNSUPPORTED"]
-    if not ran:
-        pytest.skip(f"{job.backend}: every {job.check} case is unsupported: {rows[0]['message']}")
+    if all(r.status == Status.UNSUPPORTED for r in records):
+        pytest.skip(f"{job.backend}: every {job.check} case is unsupported: {records[0].message}")

@@ -1,7 +1,8 @@
 """The naive Conv3D loop nest, with error-free products and compensated sums (VERIFICATION.md §1).
 
-`accumulate` is plain Python that numba compiles unchanged when it is importable; the environment
-variable CONV3D_REFERENCE_ENGINE=python|numba|auto (default auto) forces either. Both give
+`accumulate` is plain Python that numba compiles unchanged when it is installed (imported on the
+first compiled call, so importing the reference never loads numba); the environment variable
+CONV3D_REFERENCE_ENGINE=python|numba|auto (default auto) forces either. Both give
 bit-identical results: the compiled version uses no fast-math, so no operation is reordered or
 fused, and parallelism only splits independent output elements.
 
@@ -12,6 +13,7 @@ float32 (or narrower) inputs are exact in float64, so the split is skipped for t
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 
@@ -19,12 +21,7 @@ import numpy as np
 
 ENGINE_VARIABLE = "CONV3D_REFERENCE_ENGINE"
 
-try:
-    import numba
-except ImportError:  # pure-Python fallback
-    numba = None
-
-prange = numba.prange if numba is not None else range
+prange = range  # numba.prange once the compiled engine is used: parallel over output rows
 _SPLITTER = 134217729.0  # 2^27 + 1, Veltkamp's constant for float64
 
 
@@ -107,9 +104,10 @@ def engine() -> str:
     wanted = os.environ.get(ENGINE_VARIABLE, "auto").lower()
     if wanted not in ("auto", "numba", "python"):
         raise ValueError(f"{ENGINE_VARIABLE} must be auto, numba or python; got {wanted!r}")
-    if wanted == "numba" and numba is None:
+    installed = importlib.util.find_spec("numba") is not None
+    if wanted == "numba" and not installed:
         raise RuntimeError(f"{ENGINE_VARIABLE}=numba but numba is not installed")
-    return "numba" if numba is not None and wanted != "python" else "python"
+    return "numba" if installed and wanted != "python" else "python"
 
 
 _compiled = None
@@ -117,9 +115,12 @@ _compiled = None
 
 def run_accumulate(*args) -> None:
     """Call `accumulate` through the selected engine (compiling it once on first numba use)."""
-    global _compiled
+    global _compiled, prange
     if engine() == "python":
         return accumulate(*args)
     if _compiled is None:
+        import numba
+
+        prange = numba.prange  # a global: numba reads it when it compiles
         _compiled = numba.njit(parallel=True, cache=True)(accumulate)
     return _compiled(*args)

@@ -1,5 +1,6 @@
 """Bench: workload loading, FLOP accounting, timing statistics, memory fitting, plots, gate."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,18 +11,21 @@ import pandas as pd
 import pytest
 
 from backends import get_backend
+from backends.numba_direct import NumbaDirect
 from backends.numpy_im2col import NumpyIm2col
-from backends.worker import Worker
 from bench.phases import profile
 from bench.quiet import cpu_ticks, wait_until_quiet
-from bench.report import baseline_times, compare, write_report
+from bench.report import baseline_times, compare, load_results, write_report
 from bench.run import fit_to_budget, memory_estimate
-from bench.timing import summarize, time_call, wide_gemm_peak
 from bench.verify import numpy_float64_trusted, truth_for, verify
 from bench.workloads import Workload, all_csv_layers, load, seed_example
-from conformance.data import make_arrays
-from conformance.fixed import workload_rows, workload_spec
 from reference import Conv3DSpec
+from runtime.data import make_arrays
+from runtime.records import Record, Status, Timing
+from runtime.tables import frame, save_csv
+from runtime.timing import summarize, time_call, wide_gemm_peak
+from runtime.worker import Worker
+from runtime.workloads import workload_rows, workload_spec
 
 
 def test_every_csv_row_parses_and_expressible_ones_map_to_valid_specs():
@@ -90,34 +94,53 @@ def test_gate_rejects_a_wrong_output_for_large_layers():
 
 
 def _synthetic() -> pd.DataFrame:
-    rows = []
-    for backend, speed in (("numpy-im2col", 1.0), ("numpy-im2col[gemm]", 0.5), ("torch", 2.0), ("jax", 1.5)):
+    records = []
+    for backend, speed in (("numba-direct", 1.0), ("numpy-im2col", 0.5), ("torch", 2.0), ("jax", 1.5)):
         for n in (8, 12, 16):
-            flops = 2e6 * n**3
-            descriptor = Conv3DSpec(filters=64, kernel_size=3, input_shape=(1, n, n, n, 64)).descriptor
-            rows.append(dict(workload=f"sweep spatial {n}", group="sweep", sweep="spatial", sweep_value=n,
-                             descriptor=descriptor, traced_peak_bytes=2**20,
-                             backend=backend, dtype="float32", threads=2, flops=flops,
-                             median_s=flops / (speed * 1e10), first_call_s=0.1 * speed,
-                             gflops=speed * 10, fraction_of_peak=speed / 10, status="OK", note="",
-                             message=""))
-    return pd.DataFrame(rows)
+            spec = Conv3DSpec(filters=64, kernel_size=3, input_shape=(1, n, n, n, 64))
+            median = spec.flops / (speed * 1e10)
+            timing = Timing(repeats=5, min_s=median, median_s=median, mean_s=median, iqr_s=0.0,
+                            prepare_s=0.0, first_call_s=0.1 * speed, traced_peak_bytes=2**20,
+                            gflops=speed * 10, fraction_of_peak=speed / 10)
+            records.append(Record(backend=backend, check="bench", case=f"sweep spatial {n}",
+                                  status=Status.PASS, dtype="float32", descriptor=spec.descriptor,
+                                  group="sweep", sweep="spatial", sweep_value=n, threads=2, timing=timing))
+    return frame(records)
+
+
+def _saved(tmp_path, df: pd.DataFrame, meta: dict):
+    save_csv(df, tmp_path / "results.csv")
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    return tmp_path
 
 
 def test_report_and_plots_from_a_table(tmp_path):
     df = _synthetic()
-    assert baseline_times(df)["sweep spatial 8"] == pytest.approx(df[df.backend == "torch"].median_s.min())
+    torch_times = df[df.backend == "torch"].set_index("case")["median_s"]
+    assert baseline_times(load_results(_saved(tmp_path, df, {}) / "results.csv"))["sweep spatial 8"] == \
+        pytest.approx(torch_times["sweep spatial 8"])
     meta = dict(peak_gflops=100.0, wide_peak_gflops=200.0, threads=2, command="test",
                 environment=dict(openblas_coretype="Haswell"))
-    summary = write_report(df, tmp_path, meta)
-    text = summary.read_text()
+    text = write_report(_saved(tmp_path, df, meta)).read_text()
     assert "pins NumPy's OpenBLAS to Haswell" in text and "**200.0 GFLOP/s**" in text
     assert "mean fraction of GEMM peak 0.10." in text and "Of the AVX-512 GEMM peak: 0.05." in text
     assert "GFLOP/s" in text and "torch" in text
-    assert "numpy-im2col time / best framework time: **2.00**" in text  # torch is twice as fast
-    assert "im2col+GEMM path / best framework" in text  # the other path, when the run timed it
+    assert "## numba-direct against the best framework" in text
+    assert "numba-direct time / best framework time: **2.00**" in text  # torch is twice as fast
+    assert "numpy-im2col / best framework" in text  # our other backend, beside it
     for stem in ("gflops", "peak_fraction", "scaling", "speedup", "first_call"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 1000 and (tmp_path / f"{stem}.svg").exists()
+
+
+def test_a_wrong_output_is_not_timed(tmp_path):
+    df = _synthetic()
+    wrong = (df.backend == "torch") & (df.case == "sweep spatial 8")
+    df.loc[wrong, "status"] = str(Status.FAIL)
+    meta = dict(peak_gflops=100.0, threads=2, command="test")
+    text = write_report(_saved(tmp_path, df, meta)).read_text()
+    assert "## Not timed" in text and "| sweep spatial 8 | torch | FAIL |" in text
+    assert baseline_times(load_results(tmp_path / "results.csv"))["sweep spatial 8"] == \
+        pytest.approx(df[(df.backend == "jax") & (df.case == "sweep spatial 8")]["median_s"].iloc[0])
 
 
 def test_compare_mode(tmp_path):
@@ -145,8 +168,8 @@ def test_gpu_backends_report_unavailable_here_and_import_cleanly():
 def test_phase_profile_accounts_for_each_path():
     spec = Conv3DSpec(filters=16, kernel_size=3, padding="same", input_shape=(1, 6, 6, 6, 8))
     workload = Workload("tiny", spec, "test")
-    gemm = profile(workload, NumpyIm2col(direct=False), "float32", repeats=2)
-    direct = profile(workload, NumpyIm2col(direct=True), "float32", repeats=2)
+    gemm = profile(workload, NumpyIm2col(), "float32", repeats=2)
+    direct = profile(workload, NumbaDirect(), "float32", repeats=2)
     assert {"pad", "pack", "gemm", "bias", "epilogue"} <= set(gemm) and "kernel" not in gemm
     # the direct kernels add the bias in registers, before their stores
     assert {"pad", "kernel", "epilogue"} <= set(direct) and not {"gemm", "bias"} & set(direct)
@@ -155,9 +178,10 @@ def test_phase_profile_accounts_for_each_path():
         assert 0 < phases <= ms["total"] * 1.0001 and ms["other"] >= 0
 
 
-def test_bench_rows_carry_the_backends_own_name():
-    with Worker("backends.numpy_im2col:gemm_only") as worker:
-        assert worker.name == "backends.numpy_im2col:gemm_only" and worker.label == "numpy-im2col[gemm]"
+def test_a_worker_has_one_name_the_one_it_was_loaded_by():
+    with Worker("conformance.mutants.zoo:Mutant") as worker:
+        assert worker.name == "conformance.mutants.zoo:Mutant" and worker.availability.ok
+        assert not hasattr(worker, "label")
 
 
 def test_wide_gemm_peak_only_where_the_environment_pins_openblas(monkeypatch):

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import backends.cupy_im2col as cupy_module
-from conformance.data import make_arrays
-from conformance.judge import FAIL, judge
+from conformance.judge import judge
 from reference import Conv3DSpec, evaluate
+from runtime.data import make_arrays
+from runtime.records import Status
 
 
 @pytest.fixture
@@ -31,4 +32,4 @@ def test_glue_matches_the_reference(numpy_as_cupy, activation, data_format):
     got = cupy_module.CupyIm2col().conv3d(x, w, b, **spec.conv_kwargs())
     assert got.dtype == np.float32
     verdict = judge(evaluate(x, w, b, **spec.conv_kwargs()), got, x, w, "float32", "float32")
-    assert verdict.status != FAIL, verdict
+    assert verdict.status != Status.FAIL, verdict

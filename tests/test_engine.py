@@ -3,26 +3,26 @@ process-level failures isolated."""
 
 import pytest
 
-from backends.worker import Worker
 from conformance.__main__ import main as conformance_main
 from conformance.engine import Job, run_check
 from conformance.execute import run_case
 from conformance.fixed import worked_cases
-from conformance.judge import CRASHED, FAIL, FAILING, PASS
 from conformance.report import main as report_main
+from runtime.records import Status
+from runtime.worker import Worker
 
 HERE = "tests.backends_for_tests"
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_correct_backend_passes_hundreds_of_cases(seed):
-    rows = []
+    records = []
     for check in ("exact", "realistic", "extreme"):
-        rows += run_check(Job("numpy-im2col", check, "quick", seed, database=None))
-    assert len(rows) >= 140
-    failing = [r["repro"] for r in rows if r["status"] in FAILING]
+        records += run_check(Job("numpy-im2col", check, "quick", seed, database=None)).records
+    assert len(records) >= 140
+    failing = [r.repro for r in records if r.status.failing]
     assert not failing, failing
-    assert sum(r["status"] == PASS for r in rows) > 0.8 * len(rows)
+    assert sum(r.status == Status.PASS for r in records) > 0.8 * len(records)
 
 
 @pytest.mark.parametrize("mutant,check", [
@@ -31,10 +31,10 @@ def test_correct_backend_passes_hundreds_of_cases(seed):
 ])
 def test_wrong_backend_caught_and_repro_line_reproduces(mutant, check, capsys):
     name = f"conformance.mutants.zoo:{mutant}"
-    rows = run_check(Job(name, check, "quick", 0, database=None))
-    shrunk = [r for r in rows if r.get("shrunk")]
-    assert shrunk and shrunk[0]["status"] == FAIL, rows[-1]
-    repro = shrunk[0]["repro"].split()
+    records = run_check(Job(name, check, "quick", 0, database=None)).records
+    shrunk = [r for r in records if r.shrunk]
+    assert shrunk and shrunk[0].status == Status.FAIL, records[-1]
+    repro = shrunk[0].repro.split()
     assert repro[:3] == ["python", "-m", "conformance"]
     argv = [a.strip("'") for a in repro[3:]]
     assert conformance_main(argv) == 1
@@ -42,8 +42,8 @@ def test_wrong_backend_caught_and_repro_line_reproduces(mutant, check, capsys):
 
 
 def test_user_function_by_module_attr_passes():
-    rows = run_check(Job(f"{HERE}:exact_float32", "realistic", "quick", 0, database=None))
-    assert rows and all(r["status"] not in FAILING for r in rows)
+    records = run_check(Job(f"{HERE}:exact_float32", "realistic", "quick", 0, database=None)).records
+    assert records and not any(r.status.failing for r in records)
 
 
 @pytest.mark.parametrize("function,text", [
@@ -52,9 +52,9 @@ def test_user_function_by_module_attr_passes():
 def test_process_failures_are_crashed_and_the_run_goes_on(function, text):
     cases = worked_cases()[:3]
     with Worker(f"{HERE}:{function}", timeout_s=2) as worker:
-        rows = [run_case(worker, case) for case in cases]  # each case gets a fresh process
-    assert [r["status"] for r in rows] == [CRASHED] * 3
-    assert text in rows[0]["message"]
+        records = [run_case(worker, case) for case in cases]  # each case gets a fresh process
+    assert [r.status for r in records] == [Status.CRASHED] * 3
+    assert text in records[0].message
 
 
 def test_cli_exit_codes(tmp_path):

@@ -3,9 +3,12 @@
 import numpy as np
 import pytest
 
-from conformance.data import make_arrays
-from conformance.judge import FAIL, MISTRUSTED, PASS, gamma, judge
+from conformance.judge import gamma, judge
 from reference import Conv3DSpec, evaluate
+from runtime.data import make_arrays
+from runtime.records import Status
+
+PASS, FAIL, MISTRUSTED = Status.PASS, Status.FAIL, Status.MISTRUSTED
 
 SPEC = Conv3DSpec(filters=8, kernel_size=3, input_shape=(2, 6, 6, 6, 16), padding="same")
 
@@ -46,7 +49,7 @@ def test_float16_accumulation_fails_the_float32_bound_but_passes_as_declared_flo
     wrong = ev.output.astype(np.float16).astype(np.float32)
     failed = judge(ev, wrong, x, w, "float32", "float32")
     assert failed.status == FAIL and failed.max_ratio > 1
-    assert failed.worst["index"] is not None and failed.worst["ulps"] > 1
+    assert failed.worst.index is not None and failed.worst.ulps > 1
     assert judge(ev, wrong, x, w, "float32", "float16").status == PASS
 
 
@@ -56,7 +59,7 @@ def test_one_ulp_is_fatal_in_the_exact_regime():
     assert judge(ev, got, x, w, "float32", "float32", exact=True).status in (PASS, MISTRUSTED)
     got.flat[5] = np.nextafter(got.flat[5], np.float32(np.inf))
     verdict = judge(ev, got, x, w, "float32", "float32", exact=True)
-    assert verdict.status == FAIL and verdict.worst["ulps"] == pytest.approx(1)
+    assert verdict.status == FAIL and verdict.worst.ulps == pytest.approx(1)
 
 
 def test_worst_index_is_n_d_h_w_c_in_both_layouts():
@@ -65,7 +68,7 @@ def test_worst_index_is_n_d_h_w_c_in_both_layouts():
     got = ev.output.astype(np.float32)
     got[0, 2, 1, 2, 0] += 1  # channel 2, d 1, h 2, w 0
     verdict = judge(ev, got, x, w, "float32", "float32")
-    assert verdict.worst["index"] == (0, 1, 2, 0, 2)
+    assert verdict.worst.index == (0, 1, 2, 0, 2)
 
 
 def test_nan_must_propagate():

@@ -3,7 +3,6 @@
 import pytest
 
 from conformance.engine import Job, run_check
-from conformance.judge import FAILING
 from conformance.mutants.hunt import run_zoo
 from conformance.mutants.zoo import ZOO
 
@@ -26,5 +25,5 @@ def test_every_mutant_is_caught_with_its_expected_status():
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("check", ["exact", "realistic", "extreme", "invalid"])
 def test_the_unmutated_base_passes(seed, check):
-    rows = run_check(Job("conformance.mutants.zoo:Mutant", check, "ci", seed, database=None))
-    assert rows and not [r["repro"] for r in rows if r["status"] in FAILING]
+    records = run_check(Job("conformance.mutants.zoo:Mutant", check, "ci", seed, database=None)).records
+    assert records and not [r.repro for r in records if r.status.failing]

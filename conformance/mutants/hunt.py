@@ -1,6 +1,7 @@
 """Hunting mutants (python -m conformance.mutants): the default profile against every mutant.
 
-Each mutant's checks run in a fixed order until one yields an expected status. cases_to_catch
+Each mutant's checks run in the order of conformance.engine.CHECKS until one yields an expected
+status. cases_to_catch
 counts the cases of the catching check up to the first caught one (before shrinking);
 cases_run counts every case run against the mutant, earlier checks included.
 """
@@ -16,12 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from conformance.engine import Job, run_check
+from conformance.engine import CHECKS, Job, run_check
 from conformance.mutants.zoo import ZOO
 from conformance.profiles import DEFAULT_PROFILE, PROFILES
-from conformance.report import atomic_write, markdown_table
-
-ORDER = ("exact", "realistic", "extreme", "invalid", "worked", "workload", "property")
+from runtime.files import atomic_write
+from runtime.tables import markdown_table
 
 
 def hunt(mutant: str, profile: str, seed: int) -> dict:
@@ -29,15 +29,14 @@ def hunt(mutant: str, profile: str, seed: int) -> dict:
     cls = next(m for m in ZOO if m.__name__ == mutant)
     name = f"{cls.__module__}:{cls.__name__}"
     started, cases_run = time.perf_counter(), 0
-    for check in ORDER:
-        rows = run_check(Job(name, check, profile, seed, database=None))
-        for index, row in enumerate(rows, start=1):
-            if row["status"] in cls.expected:
-                return dict(mutant=mutant, bug_class=cls.bug_class, caught=True, status=row["status"],
+    for check in CHECKS:
+        records = run_check(Job(name, check, profile, seed, database=None)).records
+        for index, record in enumerate(records, start=1):
+            if record.status in cls.expected:
+                return dict(mutant=mutant, bug_class=cls.bug_class, caught=True, status=str(record.status),
                             check=check, cases_to_catch=index, cases_run=cases_run + index,
-                            seconds_to_catch=round(time.perf_counter() - started, 1),
-                            repro=row.get("repro", ""))
-        cases_run += len(rows)
+                            seconds_to_catch=round(time.perf_counter() - started, 1), repro=record.repro)
+        cases_run += len(records)
     return dict(mutant=mutant, bug_class=cls.bug_class, caught=False, status="", check="",
                 cases_to_catch=None, cases_run=cases_run,
                 seconds_to_catch=round(time.perf_counter() - started, 1), repro="")

@@ -1,7 +1,8 @@
 """A zoo of deliberately broken Conv3D backends, each one real bug class (VERIFICATION.md §6).
 
-Every mutant is numpy-im2col with exactly one defect. Its docstring names the bug class and the
-configuration that exposes it; `expected` lists the statuses that count as catching it.
+Every mutant is numpy-im2col (im2col + NumPy GEMM, backends.im2col) with exactly one defect. Its
+docstring names the bug class and the configuration that exposes it; `expected` lists the
+statuses that count as catching it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import numpy as np
 from backends.base import Backend, Capabilities, Prepared
 from backends.im2col import conv3d_channels_last
 from backends.numpy_im2col import DEFAULT_WORKSPACE_BYTES
-from conformance.judge import ACCEPTED_INVALID, FAIL, NONDETERMINISTIC, REJECTED_VALID
 from reference.activations import apply_activation
 from reference.spec import Conv3DSpec, spec_for_arrays
+from runtime.records import Status
 
 
 def _conv(x: np.ndarray, kernel: np.ndarray, bias, spec: Conv3DSpec) -> np.ndarray:
@@ -34,7 +35,7 @@ class Mutant(Backend):
     """numpy-im2col split into overridable steps: inputs, conv (channels last), activation."""
 
     capabilities = Capabilities()
-    expected: tuple[str, ...] = (FAIL,)
+    expected: tuple[Status, ...] = (Status.FAIL,)
     bug_class = ""
 
     def _prepare(self, spec, x, kernel, bias) -> Prepared:
@@ -362,7 +363,7 @@ class AcceptsStrideWithDilation(Mutant):
     strides. Exposed by that invalid call."""
 
     bug_class = "accepts an invalid configuration (stride > 1 with dilation > 1)"
-    expected = (ACCEPTED_INVALID,)
+    expected = (Status.ACCEPTED_INVALID,)
 
     def prepare(self, x, kernel, bias=None, **args):
         try:
@@ -381,7 +382,7 @@ class RejectsKernelLargerThanInput(Mutant):
     Exposed by "same" with d*(k-1)+1 > n on some axis."""
 
     bug_class = "rejects a valid configuration (kernel larger than input under same)"
-    expected = (REJECTED_VALID,)
+    expected = (Status.REJECTED_VALID,)
 
     def prepare(self, x, kernel, bias=None, **args):
         spec = spec_for_arrays(np.shape(x), np.shape(kernel), bias is not None, **args)
@@ -396,7 +397,7 @@ class LastBitNoise(Mutant):
     Exposed by running the same input twice (NONDETERMINISTIC) or by the exact regime."""
 
     bug_class = "non-deterministic result (last-bit noise, sometimes)"
-    expected = (NONDETERMINISTIC, FAIL)
+    expected = (Status.NONDETERMINISTIC, Status.FAIL)
     _rng = random.Random(os.urandom(8))
 
     def activate(self, spec, out):

@@ -1,6 +1,8 @@
 """Runs a backend in its own long-lived process, so a crash, hang or abort costs one case only.
 
 Conformance and bench both use it; Keras backends need it (KERAS_BACKEND is fixed per process).
+The backend is known by one name everywhere: the name it was loaded by (a registered name or
+`module:attr`), which is what a repro line needs.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def _serve(conn, backend_name: str, threads: int | None) -> None:
         if threads:
             backend.set_threads(threads)
         availability = backend.availability()
-        conn.send(("hello", availability, backend.capabilities if availability.ok else None, backend.name))
+        conn.send(("hello", availability, backend.capabilities if availability.ok else None))
     except BaseException as exc:  # noqa: BLE001 - report any load failure to the driver
         conn.send(("load-failed", f"{type(exc).__name__}: {exc}"))
         return
@@ -49,7 +51,7 @@ def _serve(conn, backend_name: str, threads: int | None) -> None:
         start = time.perf_counter()
         try:
             if kind == "bench":
-                from bench.timing import time_call
+                from runtime.timing import time_call
 
                 outputs = time_call(backend, x, kernel, bias, args, **options)
             else:
@@ -69,31 +71,30 @@ class LoadError(RuntimeError):
 class Worker:
     """A backend living in a spawned process; restarted after it crashes or hangs."""
 
-    def __init__(self, backend_name: str, threads: int | None = None,
+    def __init__(self, name: str, threads: int | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        self.backend_name, self.threads, self.timeout_s = backend_name, threads, timeout_s
-        self.name = backend_name  # the name it was loaded by: what a repro line needs
+        self.name, self.threads, self.timeout_s = name, threads, timeout_s
         self._process = None
         self._start()
 
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_serve, args=(child, self.backend_name, self.threads),
-                                    daemon=True, name=f"conv3d-{self.backend_name}")
+        self._process = ctx.Process(target=_serve, args=(child, self.name, self.threads),
+                                    daemon=True, name=f"conv3d-{self.name}")
         self._process.start()
         child.close()
         if not self._conn.poll(max(self.timeout_s, 300)):
             self.close()
-            raise LoadError(f"backend {self.backend_name!r} did not start in time")
+            raise LoadError(f"backend {self.name!r} did not start in time")
         try:
             message = self._conn.recv()
         except EOFError as exc:
-            raise LoadError(f"backend {self.backend_name!r} died while loading") from exc
+            raise LoadError(f"backend {self.name!r} died while loading") from exc
         if message[0] == "load-failed":
             self.close()
             raise LoadError(message[1])
-        _, self.availability, self.capabilities, self.label = message  # label: the backend's own name
+        _, self.availability, self.capabilities = message
 
     @property
     def pid(self) -> int | None:
@@ -104,7 +105,7 @@ class Worker:
         return self._request("conv", x, kernel, bias, args, dict(repeats=repeats))
 
     def bench(self, x, kernel, bias, args: dict, **options) -> Outcome:
-        """Time the call in the worker (bench.timing.time_call); outputs[0] is its result dict."""
+        """Time the call in the worker (runtime.timing.time_call); outputs[0] is its result dict."""
         outcome = self._request("bench", x, kernel, bias, args, options)
         if outcome.kind == "ok":
             outcome.outputs = [outcome.outputs]

@@ -85,7 +85,7 @@ def wide_gemm_peak(threads: int | None = None) -> float | None:
         return None
     if not pinned or pinned == WIDE_CORETYPE or " avx512f" not in flags:
         return None
-    code = f"from bench.timing import gemm_peak; print(gemm_peak({threads!r}))"
+    code = f"from runtime.timing import gemm_peak; print(gemm_peak({threads!r}))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env=os.environ | {"OPENBLAS_CORETYPE": WIDE_CORETYPE},
                           cwd=Path(__file__).resolve().parents[1])

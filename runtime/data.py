@@ -11,31 +11,16 @@ import math
 
 import numpy as np
 
+from reference.formats import FORMATS, numpy_dtype
 from reference.spec import Conv3DSpec
 
 REGIMES = ("exact", "normal", "uniform", "wide", "large", "subnormal", "special")
 REALISTIC = ("normal", "uniform", "wide")
 EXTREME = ("large", "subnormal", "special")
 
-#: (input significand bits, accumulator significand bits) of each compute precision.
-PRECISION_BITS = {
-    "float64": (53, 53), "float32": (24, 24), "tf32": (11, 24),
-    "float16": (11, 11), "bfloat16": (8, 8),
-}
-
-
-def numpy_dtype(name: str) -> np.dtype:
-    """NumPy dtype by name, bfloat16 from ml_dtypes (a JAX dependency) when installed."""
-    if name == "bfloat16":
-        import ml_dtypes
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
-
-
 def _exact_integers(rng: np.random.Generator, spec: Conv3DSpec, precision: str):
     """Integers with K*max|x|*max|w| + max|b| < 2^p, so every partial sum is exact."""
-    limit = 2 ** PRECISION_BITS[precision][1] - 1  # inputs up to 4 fit every format's significand
+    limit = 2 ** FORMATS[precision].accumulator_bits - 1  # inputs up to 4 fit every format's significand
     k = spec.taps
     for xm, wm, bm in ((4, 2, 8), (2, 2, 4), (2, 1, 2), (1, 1, 0)):
         if k * xm * wm + bm <= limit:

@@ -1,0 +1,82 @@
+"""numba-direct: our CPU backend of direct Conv3D kernels, compiled by numba and register-blocked
+like a GEMM micro-kernel (modules: plan, weights, layout, slabs, kernels, drivers).
+
+Each kernel computes a block of outputs held in vector registers while it runs over every kernel
+tap and input channel; the block sizes are compile-time constants, so LLVM keeps the accumulators
+in registers and vectorises the innermost loop. Four kernels, chosen by `plan`:
+- broadcast: `rw` output pixels x `fb` filters, one input value times a vector of filters (dense
+  layers, and groups with at least MIN_BROADCAST_FILTERS filters each);
+- wvector: `rw` output pixels along W (the vector) x the filters of one group, one weight times a
+  vector of inputs, from a slab transposed to (N, D, H, C, W) (groups of 2 to 15 filters);
+- depthwise: rh x rw output pixels x `fb` channels, reading the input where it lies (one channel
+  per group);
+- lane: a vector of input values (one per filter) times a vector of weights, for the rest (the
+  input is expanded so that lane f holds the channel that feeds filter f).
+numba may reassociate and fuse (fastmath 'reassoc' and 'contract', never the no-NaN/no-inf flags),
+which the VERIFICATION.md bound allows for any summation order. Rows whose width is not a multiple
+of the block end with a block that overlaps the one before (recomputing, never reading past the
+row). Unpadded dense layers and depthwise layers are read where they lie; the others in padded
+slabs (backends.im2col tiles), so the extra memory stays within the workspace.
+Activations are evaluated by the reference's NumPy definitions. Without numba the backend is
+unavailable; numpy-im2col is the backend that needs no numba.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from backends.base import Availability, Backend, Capabilities, Prepared
+from backends.phases import phase
+from reference.activations import apply_activation
+
+DEFAULT_WORKSPACE_BYTES = 256 * 2**20
+
+
+class NumbaDirect(Backend):
+    """Every SPEC.md feature, float32 and float64, accumulation in the input dtype."""
+
+    name = "numba-direct"
+    capabilities = Capabilities(
+        host_memory_traced=True,
+        notes=("four register-blocked numba kernels (broadcast, wvector, depthwise, lane), chosen per layer",
+               "activations evaluated by the reference's NumPy definitions",
+               f"workspace budget {DEFAULT_WORKSPACE_BYTES // 2**20} MiB by default"))
+
+    def __init__(self, workspace_bytes: int = DEFAULT_WORKSPACE_BYTES) -> None:
+        self.workspace_bytes = workspace_bytes
+
+    def availability(self) -> Availability:
+        if importlib.util.find_spec("numba") is None:
+            return Availability(False, "numba is not installed")
+        return Availability(True)
+
+    def set_threads(self, threads: int) -> None:
+        import numba
+
+        super().set_threads(threads)  # NumPy's BLAS
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+    def _prepare(self, spec, x, kernel, bias) -> Prepared:
+        from backends.numba_direct.drivers import conv3d_channels_last
+        from backends.numba_direct.plan import plan
+        from backends.numba_direct.weights import pack_bias, pack_weights
+
+        dtype = x.dtype
+        x_cl = x if spec.channels_last else np.moveaxis(x, 1, -1)
+        kernel = np.ascontiguousarray(kernel, dtype=dtype)
+        bias = None if bias is None else np.asarray(bias, dtype=dtype)
+        in_place = x_cl.flags.c_contiguous and bool(np.isfinite(kernel).all())
+        layer_plan = plan(spec, dtype, in_place)
+        wp = pack_weights(kernel, spec, layer_plan)
+        bp = pack_bias(bias, spec, layer_plan, dtype)
+
+        def run() -> np.ndarray:
+            out = conv3d_channels_last(x_cl, wp, bp, spec, layer_plan, self.workspace_bytes)
+            with phase("epilogue"):
+                if not spec.channels_last:  # before the activation: axis ones act on the last axis
+                    out = np.moveaxis(out, -1, 1)
+                return apply_activation(out, spec.activation).astype(dtype, copy=False)
+
+        return Prepared(run=run, to_numpy=np.ascontiguousarray)
