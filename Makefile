@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
+# Two pytest processes; a backend's conformance checks stay in one of them (one worker each).
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup
 
 conformance: install
 	$(PY) -m conformance --backend all --profile $(PROFILE) -j $(JOBS) --report reports/conformance

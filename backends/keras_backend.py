@@ -3,7 +3,9 @@
 KERAS_BACKEND must be set before keras is first imported, so each of these backends needs a
 process of its own; the conformance runner and the bench give every backend its own worker.
 The layer validates its own arguments (that is under test too): `prepare` hands the raw
-arguments to Keras and only converts the arrays.
+arguments to Keras and only converts the arrays. The kernel is created by the "zeros" initializer
+and then assigned: the default glorot_uniform's values would be replaced at once, and under JAX
+it compiles a random-number kernel for every new shape (about 1 s per case, 20 times the call).
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ class KerasBackend(Backend):
         if kernel.ndim != 5:
             raise ValueError(f"kernel must have rank 5 (kd, kh, kw, C/groups, F); received {kernel.shape}")
         layer = keras.layers.Conv3D(filters=kernel.shape[-1], kernel_size=kernel.shape[:3],
-                                    use_bias=bias is not None, dtype=x.dtype.name, **conv_args)
+                                    use_bias=bias is not None, dtype=x.dtype.name,
+                                    kernel_initializer="zeros", **conv_args)
         layer.build(x.shape)
         if tuple(layer.kernel.shape) != kernel.shape:
             raise ValueError(f"kernel shape {kernel.shape} does not match the layer's "

@@ -1,6 +1,9 @@
 """Conformance checks as pytest tests: one test per (backend, check), selectable with -k.
 
     pytest conformance --backend torch --profile ci -k exact
+
+The checks of one backend share one worker process (loaded once, not once per check) and, under
+pytest-xdist (`-n`), run in the same test process (`--dist loadgroup`).
 """
 
 import pytest
@@ -8,6 +11,7 @@ import pytest
 from backends.registry import get_backend, resolve_backends
 from conformance.engine import CHECKS, Job, run_check
 from runtime.records import Status
+from runtime.worker import LoadError, Worker
 
 
 def _backends(config) -> list[str]:
@@ -24,11 +28,27 @@ def pytest_generate_tests(metafunc):
         config = metafunc.config
         jobs = [Job(b, check, config.getoption("--profile"), config.getoption("--conformance-seed"))
                 for b in _backends(config) for check in CHECKS]
-        metafunc.parametrize("job", jobs, ids=[f"{j.backend}-{j.check}" for j in jobs])
+        metafunc.parametrize("job", [pytest.param(j, marks=pytest.mark.xdist_group(j.backend)) for j in jobs],
+                             ids=[f"{j.backend}-{j.check}" for j in jobs])
 
 
-def test_conformance(job: Job):
-    records = run_check(job).records
+@pytest.fixture(scope="module")
+def workers():
+    """Backend name -> its running worker (None where it failed to load: run_check reports that)."""
+    running: dict[str, Worker | None] = {}
+    yield running
+    for worker in running.values():
+        if worker is not None:
+            worker.close()
+
+
+def test_conformance(job: Job, workers):
+    if job.backend not in workers:
+        try:
+            workers[job.backend] = Worker(job.backend, threads=job.threads, timeout_s=job.timeout_s)
+        except LoadError:
+            workers[job.backend] = None
+    records = run_check(job, workers[job.backend]).records
     assert records, f"{job.backend} {job.check}: no case ran"
     failing = [r for r in records if r.status.failing]
     assert not failing, f"{len(failing)} failing case(s) of {len(records)}:\n" + "\n".join(

@@ -65,4 +65,4 @@ def test_cli_exit_codes(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     assert report_main([str(tmp_path)]) == 0  # redraws from the saved files
     assert conformance_main(["--backend", f"{HERE}:aborts", "--profile", "quick", "--checks",
-                             "worked", "--no-db", "--timeout", "5"]) == 1
+                             "property", "--no-db", "--timeout", "5"]) == 1  # 12 cases, each CRASHED

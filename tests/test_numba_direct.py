@@ -15,9 +15,14 @@ from runtime.data import make_arrays
 from runtime.records import Status
 from tests.layer_grid import GRID, layer_spec
 
+# Kernels are compiled per dtype and block shape (cached on disk after the first time): under
+# pytest-xdist the tests of one dtype run in one process, so no two processes compile a variant.
+DTYPES = [pytest.param(d, marks=pytest.mark.xdist_group(f"numba-direct-{d}")) for d in ("float32", "float64")]
+FLOAT32 = pytest.mark.xdist_group("numba-direct-float32")
+
 
 @pytest.mark.parametrize("workspace", [256 * 2**20, 4096])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_grid_within_bound(dtype, workspace):
     backend = NumbaDirect(workspace_bytes=workspace)
     kernels = set()
@@ -32,6 +37,7 @@ def test_grid_within_bound(dtype, workspace):
     assert kernels == {"broadcast", "lane", "wvector"}
 
 
+@FLOAT32
 @pytest.mark.parametrize("workspace", [256 * 2**20, 4096])
 def test_exact_regime_bitwise_whatever_the_tiling(workspace):
     backend = NumbaDirect(workspace_bytes=workspace)
@@ -41,6 +47,7 @@ def test_exact_regime_bitwise_whatever_the_tiling(workspace):
     assert np.array_equal(backend.conv3d(x, w, b, **spec.conv_kwargs()), expected)
 
 
+@FLOAT32
 @pytest.mark.parametrize("kernel,groups,channels", [(3, 1, 32), (3, 32, 32), (3, 8, 32), (1, 1, 64)])
 def test_extra_memory_stays_within_the_workspace(kernel, groups, channels):
     budget = 8 * 2**20
@@ -67,7 +74,7 @@ DEPTHWISE = [  # (input shape, kernel, strides, dilation, padding): edges, overl
 ]
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("data", ["normal", "special", "exact"])
 @pytest.mark.parametrize("kernel,channels_per_group", [("depthwise", 1), ("wvector", 4)])
 def test_grouped_kernels_within_bound(kernel, channels_per_group, dtype, data):
@@ -91,6 +98,7 @@ def test_grouped_kernels_within_bound(kernel, channels_per_group, dtype, data):
         assert verdict.status != Status.FAIL, (spec.descriptor, dtype, data, layer_plan, verdict)
 
 
+@FLOAT32
 def test_depthwise_plan_falls_back_to_the_lane_kernel():
     """Channels first, a non-contiguous input, non-finite weights or fewer channels than a vector:
     the lane kernel."""
