@@ -15,7 +15,7 @@ from pathlib import Path
 
 from backends.registry import resolve_backends
 from conformance.cases import Case, InvalidCase
-from conformance.engine import CHECKS, DEFAULT_DB, CheckResult, Job, run_jobs
+from conformance.engine import CHECKS, DEFAULT_DB, HYPOTHESIS_CHECKS, CheckResult, Job, run_jobs
 from conformance.execute import run_case, run_invalid
 from conformance.profiles import DEFAULT_PROFILE, PROFILES
 from conformance.properties import PROPERTIES, Problem, check_property
@@ -93,8 +93,7 @@ def _progress(total: int):
         bar.write(f"{job.backend:>18} {job.check:<10} {len(records):5d} cases  " +
                   " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
         for record in records:
-            generated = record.check in ("exact", "realistic", "extreme", "invalid")
-            if record.status.failing and (record.shrunk or not generated):
+            if record.status.failing and (record.shrunk or record.check not in HYPOTHESIS_CHECKS):
                 bar.write(f"    {record.status}: {_first_line(record.message, 200)}\n"
                           f"    repro: {record.repro}")
         bar.update(1)
