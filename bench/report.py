@@ -14,13 +14,12 @@ import pandas as pd
 
 from reference.spec import Conv3DSpec
 from runtime.files import atomic_write, save_figure
-from runtime.records import Status
+from runtime.records import VERIFIED_VALUES, Status
 from runtime.tables import markdown_table, read_csv
 
 FRAMEWORKS = ("torch", "tensorflow", "jax")
 OURS = "numba-direct"  # the backend the "against the best framework" section is about
 ALSO_OURS = ("numpy-im2col",)  # shown beside it in that section
-VERIFIED_NAMES = [str(Status.PASS), str(Status.MISTRUSTED)]
 
 
 def _plt():
@@ -46,7 +45,7 @@ def load_results(path: Path) -> pd.DataFrame:
 
 def verified(df: pd.DataFrame) -> pd.DataFrame:
     """The rows whose output was verified: the only timings that count."""
-    return df[df["status"].isin(VERIFIED_NAMES)]
+    return df[df["status"].isin(VERIFIED_VALUES)]
 
 
 def baseline_times(df: pd.DataFrame, baseline: str = "best-framework") -> pd.Series:
@@ -191,7 +190,7 @@ def write_report(out: Path, baseline: str = "best-framework") -> Path:
     gflops = verified(df).pivot_table(index="workload", columns="backend", values="gflops").round(1)
     fraction = verified(df).pivot_table(index="workload", columns="backend",
                                         values="fraction_of_peak").round(2)
-    problems = df[~df["status"].isin(VERIFIED_NAMES)][["workload", "backend", "status", "message"]]
+    problems = df[~df["status"].isin(VERIFIED_VALUES)][["workload", "backend", "status", "message"]]
     lines = ["# Benchmark report", "",
              f"`{meta.get('command', '')}`", "",
              f"Machine GEMM peak (float32, NumPy BLAS, {meta['threads']} threads): "

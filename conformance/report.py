@@ -20,12 +20,10 @@ from reference.activations import ACTIVATIONS
 from reference.spec import Conv3DSpec
 from runtime.environment import environment
 from runtime.files import atomic_write, save_figure
-from runtime.records import FAILING, Record, Status
+from runtime.records import FAILING_VALUES, VERIFIED_VALUES, Record, Status
 from runtime.tables import frame, markdown_table, read_csv, save_csv
 
 FEATURES = ("padding", "stride", "dilation", "groups", "data_format", "dtype", "activation_kind")
-FAILING_NAMES = sorted(str(s) for s in FAILING)
-VERIFIED_NAMES = [str(Status.PASS), str(Status.MISTRUSTED)]
 
 
 def _activation_kind(name: str | None) -> str:
@@ -61,8 +59,8 @@ def feature_matrix(df: pd.DataFrame) -> pd.DataFrame:
     for label, part in groups:
         for backend, rows in part.groupby("backend"):
             status = rows["status"]
-            ok = status.isin(VERIFIED_NAMES).sum()
-            bad = status.isin(FAILING_NAMES).sum()
+            ok = status.isin(VERIFIED_VALUES).sum()
+            bad = status.isin(FAILING_VALUES).sum()
             known = (status == Status.KNOWN_FAIL).sum()
             unsupported = (status == Status.UNSUPPORTED).sum()
             cell = f"{ok}/{bad}/{unsupported}" + (f" ({known} known)" if known else "")
@@ -79,7 +77,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     counts = counts.reindex(columns=[str(s) for s in Status if str(s) in counts.columns])
     counts["cases"] = counts.sum(axis=1)
     if "max_ratio" in df:
-        finite = df[df["status"].isin(VERIFIED_NAMES)]
+        finite = df[df["status"].isin(VERIFIED_VALUES)]
         counts["worst error/bound (passing)"] = finite.groupby("backend")["max_ratio"].max()
     if "check_seconds" in df:
         per_check = df.groupby(["backend", "check"])["check_seconds"].first()
@@ -95,7 +93,7 @@ def plot_ratios(df: pd.DataFrame, out: Path) -> list[str]:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    data = df[df["status"].isin([*VERIFIED_NAMES, str(Status.FAIL)]) & (df.get("data") != "exact")]
+    data = df[df["status"].isin([*VERIFIED_VALUES, str(Status.FAIL)]) & (df.get("data") != "exact")]
     data = data[data["max_ratio"].notna() & (data["max_ratio"] > 0) & np.isfinite(data["max_ratio"])]
     if data.empty:
         return []
@@ -122,7 +120,7 @@ def _markdown(df: pd.DataFrame, meta: dict, images: list[str]) -> str:
              markdown_table(feature_matrix(df)), ""]
     if images:
         lines += ["## Error / bound distribution", "", f"![error/bound]({images[0]})", ""]
-    failing = df[df["status"].isin(FAILING_NAMES)]
+    failing = df[df["status"].isin(FAILING_VALUES)]
     lines += ["## Failures", ""]
     if failing.empty:
         lines += ["None.", ""]
@@ -173,7 +171,7 @@ def save_results(records: Iterable[Record], out: Path, meta: dict) -> None:
         df = pd.DataFrame(columns=["backend", "check", "case", "status", "message", "repro", "descriptor"])
     meta = dict(meta, environment=meta.get("environment") or environment())
     save_csv(df, out / "results.csv.gz")
-    notable = df[~df["status"].isin(VERIFIED_NAMES)]
+    notable = df[~df["status"].isin(VERIFIED_VALUES)]
     counts = summary_table(df).reset_index().to_dict(orient="records") if len(df) else []
     atomic_write(out / "results.json", json.dumps(dict(
         meta=meta, counts=counts, not_passed=json.loads(notable.to_json(orient="records"))),
@@ -199,7 +197,7 @@ def _html(df: pd.DataFrame, meta: dict, images: list[str]) -> str:
              "<h2>Backend x feature (pass / fail / unsupported)</h2>", feature_matrix(df).to_html()]
     if images:
         parts.append(f"<h2>Error / bound</h2><img src='{images[-1]}'>")
-    failing = df[df["status"].isin(FAILING_NAMES)]
+    failing = df[df["status"].isin(FAILING_VALUES)]
     parts.append("<h2>Failures</h2>" + (failing[["backend", "status", "message", "repro"]].to_html()
                                         if len(failing) else "<p>None.</p>"))
     return "\n".join(parts + ["</body></html>"])

@@ -29,10 +29,14 @@ class Status(StrEnum):
     @property
     def verified(self) -> bool:
         """The output lies inside the bound: a bench timing counts."""
-        return self in (Status.PASS, Status.MISTRUSTED)
+        return self in VERIFIED
 
 
 FAILING = frozenset({Status.FAIL, Status.REJECTED_VALID, Status.ACCEPTED_INVALID, Status.CRASHED})
+VERIFIED = frozenset({Status.PASS, Status.MISTRUSTED})
+#: The same sets as the text a saved table holds (for pandas' isin, which hashes enum members by name).
+FAILING_VALUES = sorted(str(s) for s in FAILING)
+VERIFIED_VALUES = sorted(str(s) for s in VERIFIED)
 
 
 @dataclass(frozen=True)
