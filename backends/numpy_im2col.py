@@ -11,8 +11,17 @@ from backends import im2col
 from backends.base import Backend, Capabilities, Prepared
 from backends.phases import phase
 from reference.activations import apply_activation
+from reference.spec import Conv3DSpec
 
 DEFAULT_WORKSPACE_BYTES = 256 * 2**20
+
+
+def epilogue(out: np.ndarray, spec: Conv3DSpec, dtype: np.dtype) -> np.ndarray:
+    """A channels-last pre-activation output in the input's layout, activated, in `dtype`."""
+    with phase("epilogue"):
+        if not spec.channels_last:  # before the activation: axis ones act on the last axis
+            out = np.moveaxis(out, -1, 1)
+        return apply_activation(out, spec.activation).astype(dtype, copy=False)
 
 
 class NumpyIm2col(Backend):
@@ -36,9 +45,6 @@ class NumpyIm2col(Backend):
 
         def run() -> np.ndarray:
             out = im2col.conv3d_channels_last(np, x_cl, kernel, bias, spec, self.workspace_bytes)
-            with phase("epilogue"):
-                if not spec.channels_last:  # before the activation: axis ones act on the last axis
-                    out = np.moveaxis(out, -1, 1)
-                return apply_activation(out, spec.activation).astype(dtype, copy=False)
+            return epilogue(out, spec, dtype)
 
         return Prepared(run=run, to_numpy=np.ascontiguousarray)

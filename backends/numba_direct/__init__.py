@@ -28,8 +28,7 @@ import importlib.util
 import numpy as np
 
 from backends.base import Availability, Backend, Capabilities, Prepared
-from backends.phases import phase
-from reference.activations import apply_activation
+from backends.numpy_im2col import epilogue
 
 DEFAULT_WORKSPACE_BYTES = 256 * 2**20
 
@@ -74,9 +73,6 @@ class NumbaDirect(Backend):
 
         def run() -> np.ndarray:
             out = conv3d_channels_last(x_cl, wp, bp, spec, layer_plan, self.workspace_bytes)
-            with phase("epilogue"):
-                if not spec.channels_last:  # before the activation: axis ones act on the last axis
-                    out = np.moveaxis(out, -1, 1)
-                return apply_activation(out, spec.activation).astype(dtype, copy=False)
+            return epilogue(out, spec, dtype)
 
         return Prepared(run=run, to_numpy=np.ascontiguousarray)
