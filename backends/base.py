@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reference.conv import check_floating
-from reference.spec import DATA_FORMATS, Conv3DSpec, spec_for_arrays
+from reference.spec import DATA_FORMATS, Conv3DSpec, check_bias_shape, spec_for_arrays
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,9 @@ class Backend:
                 **conv_args) -> Prepared:
         spec = spec_for_arrays(np.shape(x), np.shape(kernel), bias is not None, **conv_args)
         x, kernel = check_floating("x", x), check_floating("kernel", kernel)
-        bias = None if bias is None else check_floating("bias", bias)
+        if bias is not None:
+            bias = check_floating("bias", bias)
+            check_bias_shape(np.shape(bias), spec.filters)
         return self._prepare(spec, x, kernel, bias)
 
     def _prepare(self, spec: Conv3DSpec, x: np.ndarray, kernel: np.ndarray,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from importlib.metadata import entry_points
 
 from backends.base import Backend, FunctionBackend
@@ -41,7 +40,7 @@ def _load_object(target: str) -> object:
         raise ValueError(f"expected 'module:attr', got {target!r}")
     try:
         obj = importlib.import_module(module_name)
-    except ImportError as exc:
+    except (ImportError, TypeError) as exc:  # TypeError: a relative name such as '.foo' 
         raise ValueError(f"cannot import module {module_name!r} for backend {target!r}: {exc}") from exc
     for part in attr.split("."):
         try:
@@ -80,19 +79,3 @@ def get_backend(name: str) -> Backend:
 def available_backends() -> list[Backend]:
     """Every registered backend whose framework and device are present here."""
     return [b for b in map(get_backend, registered_names()) if b.availability().ok]
-
-
-def resolve_backends(names: list[str]) -> list[str]:
-    """Expand 'all' (every available backend, each named on stderr); check that the rest exist
-    (ValueError names what is wrong). Duplicates are dropped, the order kept."""
-    resolved: list[str] = []
-    for name in names:
-        if name == "all":
-            for known in registered_names():
-                if get_backend(known).availability().ok:
-                    print(f"  {known}: available", file=sys.stderr)
-                    resolved.append(known)
-        else:
-            get_backend(name)
-            resolved.append(name)
-    return list(dict.fromkeys(resolved))

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from backends.registry import resolve_backends
+from runtime.selection import resolve_backends
 from bench.report import compare, write_report
 from bench.run import Bench, Settings
 from bench.workloads import load

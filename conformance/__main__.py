@@ -1,48 +1,77 @@
 """python -m conformance: check backends against the reference and write the report.
 
-Exit status: 0 when nothing failed, 1 on any FAIL / REJECTED-VALID / ACCEPTED-INVALID / CRASHED,
-2 on usage errors.
+Exit status: 0 when every check ran and nothing failed; 1 on any FAIL / REJECTED-VALID /
+ACCEPTED-INVALID / CRASHED; 2 on usage errors (a bad argument, an unloadable backend, a report
+directory that cannot be written or is in use, a single case too large for the memory cap);
+130 / 143 when SIGINT / SIGTERM stopped the run (the report then covers the checks that finished
+and says so at its top).
+
+Naming a backend by `module:attr` imports that module and so runs its code, like any plugin; it
+is imported only in throwaway and worker processes, never in this one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from backends.registry import resolve_backends
 from conformance.cases import Case, InvalidCase
 from conformance.engine import CHECKS, DEFAULT_DB, HYPOTHESIS_CHECKS, CheckResult, Job, run_jobs
-from conformance.execute import run_case, run_invalid
+from conformance.execute import run_case, run_invalid, too_large
 from conformance.profiles import DEFAULT_PROFILE, PROFILES
 from conformance.properties import PROPERTIES, Problem, check_property
 from conformance.report import save_results, write_report
+from reference.formats import DTYPES
 from reference.spec import Conv3DSpec
 from runtime.data import REGIMES
+from runtime.files import ReportDir, ReportDirError
+from runtime.interrupts import Interrupted, Interrupts
 from runtime.records import BackendInfo, Record, Status
-from runtime.worker import LoadError, Worker
+from runtime.selection import resolve_backends
+from runtime.worker import LoadError, Worker, default_memory_cap
+
+
+def _positive(kind: type):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m conformance", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", action="append", required=True,
-                   help="registered name, 'all' (every available one) or module:attr; repeatable")
+                   help="registered name, 'all' (every available one) or module:attr (importing "
+                        "the module runs its code, in a worker process); repeatable")
     p.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE)
     p.add_argument("--seed", type=int, default=0, help="hypothesis seed (and a single case's data seed)")
     p.add_argument("--report", type=Path, help="write the report into this directory")
-    p.add_argument("-j", "--jobs", type=int, default=1, help="checks run in parallel processes")
+    p.add_argument("-j", "--jobs", type=_positive(int), default=1,
+                   help="checks run in parallel processes")
     p.add_argument("--checks", default=",".join(CHECKS), help=f"subset of {','.join(CHECKS)}")
-    p.add_argument("--threads", type=int, help="CPU threads per backend")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per case before CRASHED")
+    p.add_argument("--threads", type=_positive(int), help="CPU threads per backend")
+    p.add_argument("--timeout", type=_positive(float), default=120.0,
+                   help="seconds per case before CRASHED")
+    p.add_argument("--memory-cap", type=_positive(float), metavar="GIB",
+                   help="resident memory per worker before CRASHED, and the size above which a "
+                        "case is refused (default: 3/4 of this machine's memory over --jobs)")
     p.add_argument("--no-db", action="store_true", help="do not replay or store failing examples")
     single = p.add_argument_group("re-run one case (what a repro line does)")
     single.add_argument("--case", help="descriptor, e.g. "
                         "g1_mb1_ic3id5ih5iw5_oc4_kd3kh3kw3_sd1sh1sw1_dd1dh1dw1_valid_cl_linear_bias")
-    single.add_argument("--dtype", default="float32")
+    single.add_argument("--dtype", default="float32", choices=DTYPES)
     single.add_argument("--data", choices=REGIMES, default="normal")
     single.add_argument("--invalid", help="an invalid call as JSON (from a repro line)")
     single.add_argument("--property", choices=sorted(PROPERTIES))
@@ -50,6 +79,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.checks.split(",")) - set(CHECKS)
     if unknown:
         p.error(f"unknown checks {sorted(unknown)}; choose from {', '.join(CHECKS)}")
+    args.memory_cap = (int(args.memory_cap * 2**30) if args.memory_cap
+                       else default_memory_cap(workers=args.jobs))
+    try:
+        args.spec = Conv3DSpec.from_descriptor(args.case) if args.case else None
+        args.invalid = InvalidCase.from_json(args.invalid) if args.invalid else None
+    except ValueError as exc:
+        p.error(str(exc))
+    if args.spec and too_large(args.spec, args.dtype, args.memory_cap):
+        p.error(f"--case {args.case}: {too_large(args.spec, args.dtype, args.memory_cap)}")
     return args
 
 
@@ -67,16 +105,16 @@ def _first_line(message: str, limit: int = 300) -> str:
 
 
 def run_single(args: argparse.Namespace, backend: str) -> list[Record]:
-    with Worker(backend, threads=args.threads, timeout_s=args.timeout) as worker:
-        if args.case:
-            case = Case(Conv3DSpec.from_descriptor(args.case), args.dtype, args.data, args.seed,
-                        check="repro")
-            records = [run_case(worker, case)]
+    with Worker(backend, threads=args.threads, timeout_s=args.timeout,
+                memory_cap=args.memory_cap) as worker:
+        if args.spec:
+            records = [run_case(worker, Case(args.spec, args.dtype, args.data, args.seed, check="repro"))]
         elif args.invalid:
-            records = [run_invalid(worker, InvalidCase.from_json(args.invalid))]
+            records = [run_invalid(worker, args.invalid)]
         else:
             problem = Problem(*PROFILES[args.profile].property_problem)
-            records = [check_property(worker, args.property, problem, args.dtype, args.seed)]
+            records = [check_property(worker, args.property, problem, args.dtype, args.seed,
+                                      args.profile)]
     for record in records:
         _print_record(record)
     return records
@@ -104,45 +142,74 @@ def _progress(total: int):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        backends = resolve_backends(args.backend)
+        report_dir = ReportDir(args.report) if args.report else contextlib.nullcontext()
+        with report_dir, Interrupts() as stop:
+            return _run(args, stop)
+    except ReportDirError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, stop: Interrupts) -> int:
+    """The run under `stop`'s signal handling; the report directory, if any, is already locked."""
+    started = time.time()
+    try:
+        backends = resolve_backends(args.backend, timeout_s=args.timeout)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    started = time.time()
+    except Interrupted:
+        return stop.exit_code
     infos: dict[str, BackendInfo] = {}
-    if args.case or args.invalid or args.property:
-        try:
-            records = [record for b in backends for record in run_single(args, b)]
-        except (ValueError, LoadError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    else:
-        database = None if args.no_db else str(DEFAULT_DB)
-        jobs = [Job(b, check, args.profile, args.seed, database, args.threads, args.timeout)
-                for b in backends for check in args.checks.split(",")]
-        bar, on_result = _progress(len(jobs))
-        records = []
+    records: list[Record] = []
+    single = bool(args.spec or args.invalid or args.property)
+    total = len(backends) if single else len(backends) * len(args.checks.split(","))
+    finished = 0
+    try:
+        if single:
+            for backend in backends:
+                records += run_single(args, backend)
+                finished += 1
+        else:
+            database = None if args.no_db else str(DEFAULT_DB)
+            jobs = [Job(b, check, args.profile, args.seed, database, args.threads, args.timeout,
+                        args.memory_cap)
+                    for b in backends for check in args.checks.split(",")]
+            bar, on_result = _progress(len(jobs))
 
-        def collect(result: CheckResult) -> None:
-            records.extend(result.records)
-            infos[result.job.backend] = result.backend
-            on_result(result)
+            def collect(result: CheckResult) -> None:
+                nonlocal finished
+                records.extend(result.records)
+                infos[result.job.backend] = result.backend
+                finished += 1
+                on_result(result)
 
-        try:
-            run_jobs(jobs, args.jobs, on_result=collect)
-        except KeyboardInterrupt:
-            print(f"\ninterrupted: reporting the {len(records)} cases finished so far", file=sys.stderr)
-        finally:
-            bar.close()
+            try:
+                run_jobs(jobs, args.jobs, on_result=collect)
+            finally:
+                bar.close()
+    except LoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Interrupted:
+        pass
+    interrupted = (f"interrupted by {stop.name} after {finished} of {total} checks"
+                   if stop.received else "")
+    if interrupted:
+        print(f"\n{interrupted}: reporting the {len(records)} cases finished", file=sys.stderr)
+    stop.deferring = True  # from here on a signal waits for the report
     if args.report:
         meta = dict(profile=args.profile, seed=args.seed, backends=backends,
                     seconds=time.time() - started, command=" ".join(sys.argv),
+                    checks_total=total, checks_finished=finished, interrupted=interrupted,
                     backend_info=[dataclasses.asdict(i) for i in infos.values()])
         save_results(records, args.report, meta)
         print(f"report: {write_report(args.report)}", file=sys.stderr)
     counts = Counter(str(r.status) for r in records)
     print(f"{len(records)} cases in {time.time() - started:.0f} s: " +
           ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), file=sys.stderr)
+    if stop.received:
+        return stop.exit_code
     return 1 if any(r.status.failing for r in records) else 0
 
 

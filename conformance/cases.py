@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from dataclasses import dataclass, field
 
 from reference.spec import Conv3DSpec
+
+MAX_INVALID_ELEMENTS = 2**24  # an invalid call's arrays are small; a bigger one is a typo
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,21 @@ class InvalidCase:
 
     @classmethod
     def from_json(cls, text: str) -> InvalidCase:
-        data = json.loads(text)
-        return cls(rule=data["rule"], x_shape=tuple(data["x_shape"]),
-                   kernel_shape=tuple(data["kernel_shape"]), args=data.get("args", {}),
-                   bias=data.get("bias", True), dtype=data.get("dtype", "float32"))
+        """From a repro line's JSON; ValueError says what is missing or malformed."""
+        try:
+            data = json.loads(text)
+            case = cls(rule=str(data["rule"]), x_shape=tuple(map(int, data["x_shape"])),
+                       kernel_shape=tuple(map(int, data["kernel_shape"])),
+                       args=dict(data.get("args", {})), bias=bool(data.get("bias", True)),
+                       dtype=str(data.get("dtype", "float32")))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"--invalid needs JSON with rule, x_shape and kernel_shape (as a repro "
+                             f"line gives it); got {text!r} ({type(exc).__name__}: {exc})") from None
+        for shape in (case.x_shape, case.kernel_shape):
+            if len(shape) > 8 or min(shape, default=0) < 0 or math.prod(shape) > MAX_INVALID_ELEMENTS:
+                raise ValueError(f"--invalid: shape {shape} is out of range (rank <= 8, sizes >= 0, "
+                                 f"at most {MAX_INVALID_ELEMENTS} elements)")
+        return case
 
     def repro(self, backend: str) -> str:
         return (f"python -m conformance --backend {shlex.quote(backend)} --invalid "

@@ -10,7 +10,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import multiprocessing as mp
+import os
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +25,16 @@ from conformance.execute import run_case, run_invalid
 from conformance.fixed import worked_cases, workload_cases
 from conformance.profiles import PROFILES, Profile
 from conformance.properties import PROPERTIES, Problem, check_property
+from runtime.interrupts import ignore_interrupts
 from runtime.records import BackendInfo, Record, Status
-from runtime.worker import LoadError, Worker
+from runtime.worker import LoadError, Worker, die_with_parent
 
 DEFAULT_DB = Path(".conformance/db")
 GENERATED = {"exact": strategies.exact_cases, "realistic": strategies.realistic_cases,
              "extreme": strategies.extreme_cases}
 HYPOTHESIS_CHECKS = (*GENERATED, "invalid")  # drawn by hypothesis: a failure is shrunk
 CHECKS = (*HYPOTHESIS_CHECKS, "worked", "workload", "property")
+SHRINK_TIMEOUT_S = 2.0  # at least this long, and 4x the slowest case before the failure
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Job:
     database: str | None = str(DEFAULT_DB)
     threads: int | None = None
     timeout_s: float = 120.0
+    memory_cap: int | None = None  # bytes resident per worker
 
 
 @dataclass(frozen=True)
@@ -60,12 +65,14 @@ class _CaseFailed(Exception):
 
 
 def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
-                      examples: int) -> Iterator[Record]:
+                      examples: int, worker: Worker) -> Iterator[Record]:
     """Run `examples` generated cases; on the first failure let hypothesis shrink it.
 
     Yields a record per generated case (in order, so cases-to-catch is the record count), then,
     when something failed, the shrunk minimal failing case marked shrunk=True. Failing examples
-    are saved in the example database and replayed first next time.
+    are saved in the example database and replayed first next time. While shrinking, the worker's
+    timeout drops to 4x the slowest case seen (SHRINK_TIMEOUT_S at least): a hanging backend
+    does not cost the full timeout at every shrink step.
     """
     records: list[Record] = []
     failed: list[Record] = []
@@ -83,9 +90,13 @@ def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
         if not failed:
             records.append(record)
         if record.status.failing:
+            if not failed:
+                slowest = max((r.seconds or 0.0 for r in records[:-1]), default=0.0)
+                worker.timeout_s = min(full_timeout, max(SHRINK_TIMEOUT_S, 4 * slowest))
             failed.append(record)
             raise _CaseFailed(record)
 
+    full_timeout = worker.timeout_s
     try:
         check()
     except _CaseFailed as exc:
@@ -95,6 +106,8 @@ def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
             raise
         records.append(dataclasses.replace(failed[0], message=(
             f"{failed[0].message} (not shrunk: {type(exc).__name__}, the failure is intermittent)")))
+    finally:
+        worker.timeout_s = full_timeout
     yield from records
 
 
@@ -110,7 +123,8 @@ def run_check(job: Job, worker: Worker | None = None) -> CheckResult:
     if worker is not None:
         return _check(job, worker, started)
     try:
-        worker = Worker(job.backend, threads=job.threads, timeout_s=job.timeout_s)
+        worker = Worker(job.backend, threads=job.threads, timeout_s=job.timeout_s,
+                        memory_cap=job.memory_cap)
     except LoadError as exc:
         return CheckResult(job, [Record(backend=job.backend, check=job.check, case=f"load:{job.backend}",
                                         status=Status.CRASHED, message=str(exc),
@@ -138,21 +152,48 @@ def _records(job: Job, worker: Worker) -> Iterator[Record]:
     caps = worker.capabilities
     if job.check in GENERATED:
         return _hypothesis_check(job, GENERATED[job.check](caps), lambda c: run_case(worker, c),
-                                 profile.examples[job.check])
+                                 profile.examples[job.check], worker)
     if job.check == "invalid":
         return _hypothesis_check(job, strategies.invalid_cases(), lambda c: run_invalid(worker, c),
-                                 profile.examples["invalid"])
+                                 profile.examples["invalid"], worker)
     if job.check == "worked":
         return _fixed(worker, worked_cases())
     if job.check == "workload":
         return _fixed(worker, workload_cases(profile.workloads))
     problem = Problem(*profile.property_problem)
-    return (check_property(worker, name, problem, caps.dtypes[0], job.seed) for name in PROPERTIES)
+    return (check_property(worker, name, problem, caps.dtypes[0], job.seed, job.profile)
+            for name in PROPERTIES)
+
+
+def _aborted(job: Job, exc: BaseException) -> CheckResult:
+    """A check that stopped on an error of its own (not the backend's): CRASHED, with the trace."""
+    trace = "".join(traceback.format_exception(exc, limit=-4))
+    return CheckResult(job, [Record(backend=job.backend, check=job.check, case=f"check:{job.check}",
+                                    status=Status.CRASHED, profile=job.profile, run_seed=job.seed,
+                                    message=f"the {job.check} check stopped: {type(exc).__name__}: "
+                                            f"{exc}\n{trace}")],
+                       BackendInfo(job.backend, "unknown: its check stopped"))
+
+
+def _guarded(job: Job) -> CheckResult:
+    try:
+        return run_check(job)
+    except Exception as exc:  # noqa: BLE001 - one broken check must not lose the others
+        return _aborted(job, exc)
+
+
+def _pool_process(parent: int) -> None:
+    die_with_parent(parent)
+    ignore_interrupts()
 
 
 def run_jobs(jobs: list[Job], parallel: int = 1,
              on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
-    """Run jobs (sequentially, or in `parallel` processes), reporting each as it finishes."""
+    """Run jobs (sequentially, or in `parallel` processes), reporting each as it finishes.
+
+    An interruption (KeyboardInterrupt) stops every job at once, kills their processes (and so,
+    through die_with_parent, their backend workers) and propagates; results already reported
+    through `on_result` stay with the caller."""
     results: list[CheckResult] = []
 
     def done(result: CheckResult) -> None:
@@ -162,9 +203,21 @@ def run_jobs(jobs: list[Job], parallel: int = 1,
 
     if parallel <= 1:
         for job in jobs:
-            done(run_check(job))
+            done(_guarded(job))
         return results
-    with cf.ProcessPoolExecutor(parallel, mp_context=mp.get_context("spawn")) as pool:
-        for future in cf.as_completed([pool.submit(run_check, job) for job in jobs]):
-            done(future.result())
+    pool = cf.ProcessPoolExecutor(parallel, mp_context=mp.get_context("spawn"),
+                                  initializer=_pool_process, initargs=(os.getpid(),))
+    try:
+        futures = {pool.submit(_guarded, job): job for job in jobs}
+        for future in cf.as_completed(futures):
+            try:
+                done(future.result())
+            except cf.process.BrokenProcessPool as exc:
+                done(_aborted(futures[future], exc))
+    except BaseException:
+        for process in list((pool._processes or {}).values()):  # no public way to stop them at once
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return results

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from conformance.cases import Case, InvalidCase
@@ -9,6 +11,7 @@ from conformance.judge import judge
 from conformance.known_deviations import known_deviation
 from reference.conv import evaluate
 from reference.formats import numpy_dtype
+from reference.spec import Conv3DSpec
 from runtime.data import make_arrays
 from runtime.records import Record, Status
 from runtime.worker import Worker
@@ -37,10 +40,30 @@ def refusal_status(error_type: str) -> Status:
     return Status.REJECTED_VALID if error_type in REFUSALS else Status.CRASHED
 
 
+def case_bytes(spec: Conv3DSpec, dtype: str, repeats: int = 2) -> int:
+    """Memory a case needs on either side of the pipe: its arrays, the reference's float64
+    workspace (the padded input, three output-sized arrays) and the outputs sent back."""
+    item = np.dtype(numpy_dtype(dtype)).itemsize
+    padded = spec.batch * spec.in_channels * math.prod(
+        n + before + after for n, (before, after) in zip(spec.in_spatial, spec.pads))
+    out = math.prod(spec.output_shape)
+    arrays = (math.prod(spec.input_shape) + math.prod(spec.kernel_shape) + spec.filters) * item
+    return 2 * arrays + 8 * (math.prod(spec.input_shape) + padded + 3 * out) + out * item * 2 * repeats
+
+
+def too_large(spec: Conv3DSpec, dtype: str, limit: int | None) -> str:
+    """Why the case is refused up front ("" when it fits in `limit` bytes, or without a limit)."""
+    need = case_bytes(spec, dtype)
+    if limit is None or need <= limit:
+        return ""
+    return f"too large: needs about {need / 2**30:.2f} GiB, the memory cap is {limit / 2**30:.2f} GiB"
+
+
 def run_case(worker: Worker, case: Case, repeats: int = 2) -> Record:
     """Judge the backend on a valid case; runs it `repeats` times to check determinism."""
     caps = worker.capabilities
-    reason = caps.unsupported(case.spec, case.dtype)
+    reason = caps.unsupported(case.spec, case.dtype) or too_large(case.spec, case.dtype,
+                                                                   worker.memory_cap)
     if reason:
         return _record(worker.name, case, Status.UNSUPPORTED, reason)
     precision = caps.precision(case.dtype)
@@ -52,6 +75,9 @@ def run_case(worker: Worker, case: Case, repeats: int = 2) -> Record:
     if outcome.kind == "raised":
         return _record(worker.name, case, refusal_status(outcome.error_type),
                        f"{outcome.error_type}: {outcome.message}", seconds=outcome.seconds)
+    if outcome.changed_inputs:
+        return _record(worker.name, case, Status.FAIL, modified_inputs(outcome.changed_inputs),
+                       seconds=outcome.seconds)
     verdicts = [judge(ev, out, x, kernel, case.dtype, precision, exact=case.data == "exact",
                       flushes_subnormals=caps.flushes_subnormals) for out in outcome.outputs]
     verdict = max(verdicts, key=lambda v: (v.status == Status.FAIL, v.max_ratio))
@@ -61,6 +87,11 @@ def run_case(worker: Worker, case: Case, repeats: int = 2) -> Record:
     return _record(worker.name, case, status, message, max_ratio=verdict.max_ratio,
                    zero_fraction=verdict.zero_fraction, seconds=outcome.seconds,
                    precision=precision, worst=verdict.worst)
+
+
+def modified_inputs(names: tuple[str, ...]) -> str:
+    return (f"modified its input{'s' if len(names) > 1 else ''} {', '.join(names)} "
+            "(compared bitwise with a copy taken before the call)")
 
 
 def invalid_arrays(case: InvalidCase):

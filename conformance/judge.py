@@ -142,6 +142,24 @@ def _non_finite_ok(got: np.ndarray, ref: np.ndarray, bound: np.ndarray, s_overfl
     return same_nan | same_inf | rounds_to_inf | (s_overflow & np.isfinite(ref))
 
 
+def output_problem(got: object, shape: tuple[int, ...], dtype: str, finite: bool = False) -> str:
+    """What is wrong with a backend's output before any value is compared ("" when nothing):
+    not a numeric array, the wrong shape or dtype, or (with `finite`) NaN or infinity."""
+    if not isinstance(got, np.ndarray) or got.dtype.kind not in "fiu":
+        kind = type(got).__name__ if not isinstance(got, np.ndarray) else f"array of {got.dtype}"
+        if isinstance(got, np.ndarray) and got.dtype == object and got.shape == () and got.item() is None:
+            kind = "None"
+        return f"returned {kind} instead of an array of {dtype}"
+    if got.shape != tuple(shape):
+        return f"output shape {got.shape} != expected {tuple(shape)}"
+    if got.dtype != numpy_dtype(dtype):
+        return f"output dtype {got.dtype} != input dtype {dtype}"
+    if finite and not np.all(np.isfinite(got)):
+        bad = int(np.sum(~np.isfinite(got)))
+        return f"{bad} of {got.size} elements are NaN or infinite although every input is finite"
+    return ""
+
+
 def judge(ev: Evaluation, got: np.ndarray, x: np.ndarray, kernel: np.ndarray, dtype: str,
           precision: str, exact: bool = False, flushes_subnormals: bool = False,
           extra_error: np.ndarray | float = 0.0) -> Verdict:
@@ -150,11 +168,9 @@ def judge(ev: Evaluation, got: np.ndarray, x: np.ndarray, kernel: np.ndarray, dt
     extra_error: a bound on the truth's own error beyond the exact reference's (the bench's
     float64 numpy-im2col truth for layers too large for the reference)."""
     ref = ev.output
-    got = np.asarray(got)
-    if got.shape != ref.shape:
-        return Verdict(Status.FAIL, np.inf, message=f"output shape {got.shape} != expected {ref.shape}")
-    if got.dtype != numpy_dtype(dtype):
-        return Verdict(Status.FAIL, np.inf, message=f"output dtype {got.dtype} != input dtype {dtype}")
+    problem = output_problem(got, ref.shape, dtype)
+    if problem:
+        return Verdict(Status.FAIL, np.inf, message=problem)
     got64 = got.astype(np.float64)
     if exact:
         bound = np.zeros_like(ref)

@@ -7,13 +7,16 @@ whatever order a backend sums. A shape whose K is too large for the dtype is ski
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from conformance.execute import refusal_status
+from conformance.execute import modified_inputs, refusal_status
+from conformance.judge import output_problem
 from reference.formats import FORMATS, numpy_dtype
+from reference.spec import spec_for_arrays
 from runtime.records import Record, Status
 from runtime.worker import Worker
 
@@ -42,16 +45,26 @@ class Problem:
 
 
 class Caller:
+    """conv3d on the worker; an output that is not a finite array of the right shape and dtype,
+    or an input the backend wrote into, ends the property with FAIL."""
+
     def __init__(self, worker: Worker, dtype: str) -> None:
-        self.worker, self.dtype = worker, numpy_dtype(dtype)
+        self.worker, self.dtype = worker, dtype
 
     def __call__(self, x, w, b=None, **args) -> np.ndarray:
-        cast = [None if a is None else np.ascontiguousarray(a, dtype=self.dtype) for a in (x, w, b)]
+        cast = [None if a is None else np.ascontiguousarray(a, dtype=numpy_dtype(self.dtype))
+                for a in (x, w, b)]
         outcome = self.worker.call(*cast, args, repeats=1)
         if outcome.kind == "crashed":
             raise _Refused(Status.CRASHED, outcome.message)
         if outcome.kind == "raised":
             raise _Refused(refusal_status(outcome.error_type), f"{outcome.error_type}: {outcome.message}")
+        if outcome.changed_inputs:
+            raise _Refused(Status.FAIL, modified_inputs(outcome.changed_inputs))
+        shape = spec_for_arrays(x.shape, w.shape, b is not None, **args).output_shape
+        problem = output_problem(outcome.outputs[0], shape, self.dtype, finite=True)
+        if problem:
+            raise _Refused(Status.FAIL, problem)
         return outcome.outputs[0].astype(np.float64)
 
 
@@ -147,14 +160,18 @@ PROPERTIES: dict[str, Callable] = {fn.__name__: fn for fn in (
     zero_kernel_gives_activation_of_bias, pointwise_is_a_matmul)}
 
 
-def check_property(worker: Worker, name: str, problem: Problem, dtype: str, seed: int) -> Record:
-    """One property on one problem: a record (PASS / FAIL / UNSUPPORTED / CRASHED ...)."""
+def check_property(worker: Worker, name: str, problem: Problem, dtype: str, seed: int,
+                   profile: str) -> Record:
+    """One property on one problem: a record (PASS / FAIL / MISTRUSTED / UNSUPPORTED / CRASHED ...).
+
+    MISTRUSTED: both sides held one value everywhere, which a backend ignoring its inputs
+    (returning zeros, say) would also satisfy."""
     def record(status: Status, message: str = "") -> Record:
         return Record(backend=worker.name, check="property", case=f"property:{name}:{problem.label}",
                       status=status, message=message, descriptor=problem.label, dtype=dtype,
                       data="integer", seed=seed,
-                      repro=f"python -m conformance --backend {worker.name} --property {name} "
-                            f"--dtype {dtype} --seed {seed}")
+                      repro=f"python -m conformance --backend {shlex.quote(worker.name)} --property {name} "
+                            f"--profile {profile} --dtype {dtype} --seed {seed}")
 
     caps = worker.capabilities
     k = max(27, 4 * 4 * 3) * problem.channels * 2  # largest |partial sum| any property makes
@@ -170,9 +187,12 @@ def check_property(worker: Worker, name: str, problem: Problem, dtype: str, seed
         return record(refused.status, str(refused))
     if got.shape != expected.shape:
         return record(Status.FAIL, f"shapes differ: {got.shape} vs {expected.shape}")
-    diff = np.argwhere(~((got == expected) | (np.isnan(got) & np.isnan(expected))))
+    diff = np.argwhere(got != expected)
     if len(diff):
-        idx = tuple(diff[0])
+        idx = tuple(int(i) for i in diff[0])
         return record(Status.FAIL, f"{len(diff)} of {got.size} elements differ; first "
-                                   f"at {idx}: {got[idx]} vs {expected[idx]}")
+                                   f"at {idx}: {float(got[idx])} vs {float(expected[idx])}")
+    if got.size > 1 and np.all(got == got.flat[0]):
+        return record(Status.MISTRUSTED, f"every element is {float(got.flat[0])}: too weak to "
+                                         "tell a correct backend from one that ignores its inputs")
     return record(Status.PASS)

@@ -112,7 +112,8 @@ def plot_ratios(df: pd.DataFrame, out: Path) -> list[str]:
 
 
 def _markdown(df: pd.DataFrame, meta: dict, images: list[str]) -> str:
-    lines = ["# Conformance report", "",
+    lines = ["# Conformance report", "", *([f"**INCOMPLETE: {meta['interrupted']}.**", ""]
+                                          if meta.get("interrupted") else []),
              f"Profile `{meta.get('profile')}`, seed {meta.get('seed')}, "
              f"{len(df)} cases, {meta.get('seconds', 0):.0f} s wall time.", "",
              "## Status per backend", "", markdown_table(summary_table(df)), "",
@@ -167,8 +168,6 @@ def save_results(records: Iterable[Record], out: Path, meta: dict) -> None:
     the environment, counts per backend, and every record that did not pass)."""
     out = Path(out)
     df = frame(records)
-    if df.empty:
-        df = pd.DataFrame(columns=["backend", "check", "case", "status", "message", "repro", "descriptor"])
     meta = dict(meta, environment=meta.get("environment") or environment())
     save_csv(df, out / "results.csv.gz")
     notable = df[~df["status"].isin(VERIFIED_VALUES)]
@@ -192,6 +191,8 @@ def write_report(out: Path) -> Path:
 def _html(df: pd.DataFrame, meta: dict, images: list[str]) -> str:
     parts = ["<html><head><meta charset='utf-8'><title>Conformance report</title></head><body>",
              "<h1>Conformance report</h1>",
+             *([f"<p><strong>INCOMPLETE: {meta['interrupted']}.</strong></p>"]
+               if meta.get("interrupted") else []),
              f"<p>Profile {meta.get('profile')}, seed {meta.get('seed')}, {len(df)} cases.</p>",
              "<h2>Status per backend</h2>", summary_table(df).to_html(),
              "<h2>Backend x feature (pass / fail / unsupported)</h2>", feature_matrix(df).to_html()]

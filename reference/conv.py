@@ -9,7 +9,7 @@ import numpy as np
 
 from reference.activations import apply_activation
 from reference.loops import run_accumulate
-from reference.spec import Conv3DSpec, spec_for_arrays
+from reference.spec import Conv3DSpec, check_bias_shape, spec_for_arrays
 
 #: Floating formats every value of which float64 holds exactly.
 EXACT_IN_FLOAT64 = ("float16", "bfloat16", "float32", "float64")
@@ -67,8 +67,7 @@ def evaluate(x, kernel, bias=None, *, strides=1, padding="valid", data_format="c
         b64 = np.zeros(spec.filters)
     else:
         b64 = as_float64("bias", bias)
-        if b64.shape != (spec.filters,):
-            raise ValueError(f"bias must have shape ({spec.filters},); received {b64.shape}")
+        check_bias_shape(b64.shape, spec.filters)
     exact_products = all(np.asarray(a).dtype.itemsize <= 4 for a in (x, kernel))
     xpad = np.pad(_channels_last(x64, spec), ((0, 0), *spec.pads, (0, 0)))
     wt = np.ascontiguousarray(np.moveaxis(w64, -1, 0))

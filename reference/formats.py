@@ -33,6 +33,10 @@ FORMATS = {
 }
 
 
+#: The formats arrays are stored in (a dtype a caller may pass); the others are compute precisions.
+DTYPES = tuple(name for name, f in FORMATS.items() if f.storage == name)
+
+
 def numpy_dtype(name: str) -> np.dtype:
     """NumPy dtype by name, bfloat16 from ml_dtypes (a JAX dependency) when installed."""
     if name == "bfloat16":

@@ -20,6 +20,15 @@ DATA_FORMATS = ("channels_last", "channels_first")
 PADDINGS = ("valid", "same")
 
 
+def _plain(value: object) -> object:
+    """`value` with NumPy scalars and arrays as Python ones, so messages read `0`, not `np.int64(0)`."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
 def _triple(value: object, name: str) -> Triple:
     """Keras' standardize_tuple: an int is repeated, anything else must be 3 ints > 0."""
     if isinstance(value, bool):
@@ -33,12 +42,12 @@ def _triple(value: object, name: str) -> Triple:
             items = ()
         if len(items) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
             raise ValueError(
-                f"The `{name}` argument must be a tuple of 3 integers. Received {name}={value}"
+                f"The `{name}` argument must be a tuple of 3 integers. Received {name}={_plain(value)}"
             )
     bad = [v for v in items if v <= 0]
     if bad:
         raise ValueError(
-            f"The `{name}` argument must be a tuple of 3 integers. Received {name}={value}, "
+            f"The `{name}` argument must be a tuple of 3 integers. Received {name}={_plain(value)}, "
             f"including values {set(bad)} that do not satisfy `value > 0`"
         )
     return items  # type: ignore[return-value]
@@ -110,11 +119,11 @@ class Conv3DSpec:
         if not isinstance(self.filters, int) or self.filters <= 0:
             raise ValueError(
                 "Invalid value for argument `filters`. Expected a strictly positive value. "
-                f"Received filters={self.filters}."
+                f"Received filters={_plain(self.filters)}."
             )
         if not isinstance(self.groups, int) or self.groups <= 0:
             raise ValueError(
-                f"The number of groups must be a positive integer. Received: groups={self.groups}."
+                f"The number of groups must be a positive integer. Received: groups={_plain(self.groups)}."
             )
         set_(self, "kernel_size", _triple(self.kernel_size, "kernel_size"))
         set_(self, "strides", _triple(self.strides, "strides"))
@@ -267,6 +276,12 @@ _DESCRIPTOR = re.compile(
     r"_dd(?P<dd>\d+)dh(?P<dh>\d+)dw(?P<dw>\d+)_(?P<pad>valid|same)_(?P<fmt>cl|cf)"
     r"_(?P<act>[a-z0-9_]+)_(?P<bias>bias|nobias)"
 )
+
+
+def check_bias_shape(shape: tuple[int, ...], filters: int) -> None:
+    """SPEC.md: a bias has shape (filters,); anything else (a scalar, (F, 1), ...) is a ValueError."""
+    if tuple(shape) != (filters,):
+        raise ValueError(f"bias must have shape ({filters},); received {tuple(shape)}")
 
 
 def spec_for_arrays(x_shape: Iterable[int], kernel_shape: Iterable[int], has_bias: bool,

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import fields
 from pathlib import Path
 
 import pandas as pd
 
+from runtime.files import atomic_replace
 from runtime.records import Record
 
 
+#: The columns every record table has, even an empty one.
+RECORD_COLUMNS = tuple(f.name for f in fields(Record) if f.name not in ("worst", "timing"))
+
+
 def frame(records: Iterable[Record]) -> pd.DataFrame:
-    return pd.DataFrame([r.to_row() for r in records])
+    df = pd.DataFrame([r.to_row() for r in records])
+    return df.reindex(columns=list(dict.fromkeys([*RECORD_COLUMNS, *df.columns])))
 
 
 def save_csv(df: pd.DataFrame, path: Path) -> None:
     """The table as CSV (gzip when the name ends in .gz), written beside and renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0} if path.suffix == ".gz" else None)
-    os.replace(tmp, path)
+    compression = {"method": "gzip", "mtime": 0} if Path(path).suffix == ".gz" else None
+    atomic_replace(path, lambda tmp: df.to_csv(tmp, index=False, compression=compression))
 
 
 #: The text columns of a record table (empty cells are "", not NaN).

@@ -8,6 +8,8 @@ The backend is known by one name everywhere: the name it was loaded by (a regist
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import signal
 import time
 import traceback
 import warnings
@@ -15,7 +17,42 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from runtime.interrupts import ignore_interrupts
+
 DEFAULT_TIMEOUT_S = 120.0
+POLL_S = 0.05  # how often a waiting driver looks at the worker's memory
+
+
+def default_memory_cap(share: float = 0.75, workers: int = 1) -> int:
+    """Bytes each of `workers` concurrent workers may hold resident: `share` of this machine's memory."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return int(total * share / max(workers, 1))
+
+
+def resident_bytes(pid: int) -> int:
+    """Resident memory of process `pid` (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this process when its parent dies, so no worker outlives its driver."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the driver's own cleanup has to do
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _changed(inputs: dict[str, np.ndarray], pristine: dict[str, bytes]) -> list[str]:
+    """The names of the inputs whose bytes differ from before the call."""
+    return [name for name, array in inputs.items() if array.tobytes() != pristine[name]]
 
 
 @dataclass
@@ -27,10 +64,13 @@ class Outcome:
     error_type: str = ""
     message: str = ""
     seconds: float = 0.0
+    changed_inputs: tuple[str, ...] = ()  # inputs the backend wrote into (ok calls only)
 
 
-def _serve(conn, backend_name: str, threads: int | None) -> None:
+def _serve(conn, backend_name: str, threads: int | None, parent: int) -> None:
     """Worker loop: load the backend once, then answer calls until told to stop."""
+    die_with_parent(parent)
+    ignore_interrupts()
     from backends.registry import get_backend
 
     warnings.simplefilter("ignore")  # overflow and NaN warnings are expected in extreme cases
@@ -54,14 +94,55 @@ def _serve(conn, backend_name: str, threads: int | None) -> None:
                 from runtime.timing import time_call
 
                 outputs = time_call(backend, x, kernel, bias, args, **options)
+                changed: list[str] = []
             else:
+                inputs = {n: a for n, a in (("x", x), ("kernel", kernel), ("bias", bias))
+                          if isinstance(a, np.ndarray)}
+                pristine = {n: a.tobytes() for n, a in inputs.items()}
                 prepared = backend.prepare(x, kernel, bias, **args)
                 outputs = [np.asarray(prepared.to_numpy(prepared.run()))
                            for _ in range(options["repeats"])]
-            conn.send(("ok", outputs, time.perf_counter() - start))
+                changed = _changed(inputs, pristine)
+            conn.send(("ok", outputs, time.perf_counter() - start, changed))
         except BaseException as exc:  # noqa: BLE001 - the driver classifies it
             conn.send(("raised", type(exc).__name__, f"{exc}\n{traceback.format_exc(limit=-3)}",
                        time.perf_counter() - start))
+
+
+def _report_availability(conn, names: list[str], parent: int) -> None:
+    """Probe process: load each named backend and send back what its availability() says."""
+    die_with_parent(parent)
+    ignore_interrupts()
+    from backends.registry import get_backend
+
+    found = {}
+    for name in names:
+        try:
+            found[name] = str(get_backend(name).availability())
+        except BaseException as exc:  # noqa: BLE001 - a broken plugin must not hide the others
+            found[name] = f"unavailable: failed to load: {type(exc).__name__}: {exc}"
+    conn.send(found)
+
+
+def availability_of(names: list[str], timeout_s: float) -> dict[str, str]:
+    """name -> "available" or why not, probed in a throwaway process (backend modules are never
+    imported by the driver). Raises LoadError when the probe dies or outlasts `timeout_s`."""
+    ctx = mp.get_context("spawn")
+    conn, child = ctx.Pipe()
+    process = ctx.Process(target=_report_availability, args=(child, names, os.getpid()), daemon=True)
+    process.start()
+    child.close()
+    try:
+        if not conn.poll(timeout_s):
+            raise LoadError(f"probing backends {', '.join(names)} took over {timeout_s:g} s")
+        found = conn.recv()
+    except EOFError:
+        raise LoadError(f"the process probing backends {', '.join(names)} died") from None
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join(5)
+    return found
 
 
 class LoadError(RuntimeError):
@@ -69,30 +150,39 @@ class LoadError(RuntimeError):
 
 
 class Worker:
-    """A backend living in a spawned process; restarted after it crashes or hangs."""
+    """A backend living in a spawned process; restarted after it crashes, hangs or outgrows
+    `memory_cap` bytes resident (None: no cap).
 
-    def __init__(self, name: str, threads: int | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    Loading the backend (importing its module: naming a module runs its code) may take
+    `load_timeout_s`, by default the larger of the case timeout and 300 s (TensorFlow is slow to
+    import on a cold disk).
+    """
+
+    def __init__(self, name: str, threads: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 memory_cap: int | None = None, load_timeout_s: float | None = None) -> None:
         self.name, self.threads, self.timeout_s = name, threads, timeout_s
+        self.memory_cap = memory_cap
+        self.load_timeout_s = max(timeout_s, 300.0) if load_timeout_s is None else load_timeout_s
         self._process = None
         self._start()
 
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_serve, args=(child, self.name, self.threads),
+        self._process = ctx.Process(target=_serve, args=(child, self.name, self.threads, os.getpid()),
                                     daemon=True, name=f"conv3d-{self.name}")
         self._process.start()
         child.close()
-        if not self._conn.poll(max(self.timeout_s, 300)):
-            self.close()
-            raise LoadError(f"backend {self.name!r} did not start in time")
+        if not self._conn.poll(self.load_timeout_s):
+            self._kill()
+            raise LoadError(f"backend {self.name!r} did not load within {self.load_timeout_s:g} s")
         try:
             message = self._conn.recv()
         except EOFError as exc:
-            raise LoadError(f"backend {self.name!r} died while loading") from exc
+            code = self._kill()
+            raise LoadError(f"backend {self.name!r} died while loading (exit code {code})") from exc
         if message[0] == "load-failed":
-            self.close()
+            self._kill()
             raise LoadError(message[1])
         _, self.availability, self.capabilities = message
 
@@ -117,18 +207,29 @@ class Worker:
         start = time.perf_counter()
         try:
             self._conn.send((kind, x, kernel, bias, args, options))
-            if not self._conn.poll(self.timeout_s):
+            problem = self._wait(start)
+            if problem:
                 self._kill()
-                return Outcome("crashed", message=f"timed out after {self.timeout_s:g} s",
-                               seconds=time.perf_counter() - start)
+                return Outcome("crashed", message=problem, seconds=time.perf_counter() - start)
             reply = self._conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError):
             code = self._kill()
             return Outcome("crashed", message=f"backend process died (exit code {code})",
                            seconds=time.perf_counter() - start)
         if reply[0] == "ok":
-            return Outcome("ok", outputs=reply[1], seconds=reply[2])
+            return Outcome("ok", outputs=reply[1], seconds=reply[2], changed_inputs=tuple(reply[3]))
         return Outcome("raised", error_type=reply[1], message=reply[2], seconds=reply[3])
+
+    def _wait(self, start: float) -> str:
+        """Wait for the reply; why the worker must be killed instead ("" once a reply is there)."""
+        while not self._conn.poll(POLL_S):
+            if time.perf_counter() - start > self.timeout_s:
+                return f"timed out after {self.timeout_s:g} s"
+            rss = resident_bytes(self.pid) if self.memory_cap and self.pid else 0
+            if self.memory_cap and rss > self.memory_cap:
+                return (f"exceeded the memory cap: {rss / 2**30:.2f} GiB resident, cap "
+                        f"{self.memory_cap / 2**30:.2f} GiB (--memory-cap)")
+        return ""
 
     def _kill(self) -> int | None:
         process, self._process = self._process, None
@@ -151,6 +252,9 @@ class Worker:
     def __enter__(self) -> Worker:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # interrupted, perhaps mid-call: no time for a polite goodbye
+            self._kill()
 
