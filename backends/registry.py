@@ -40,7 +40,7 @@ def _load_object(target: str) -> object:
         raise ValueError(f"expected 'module:attr', got {target!r}")
     try:
         obj = importlib.import_module(module_name)
-    except (ImportError, TypeError) as exc:  # TypeError: a relative name such as '.foo' 
+    except (ImportError, TypeError) as exc:  # TypeError: a relative name such as '.foo'
         raise ValueError(f"cannot import module {module_name!r} for backend {target!r}: {exc}") from exc
     for part in attr.split("."):
         try:

@@ -13,13 +13,13 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.selection import resolve_backends
 from bench.report import compare, write_report
 from bench.run import Bench, Settings
 from bench.workloads import load
 from runtime.environment import environment
 from runtime.files import atomic_write
 from runtime.records import Record
+from runtime.selection import resolve_backends
 from runtime.tables import frame, save_csv
 from runtime.timing import gemm_peak, wide_gemm_peak
 

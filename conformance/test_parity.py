@@ -9,9 +9,9 @@ pytest-xdist (`-n`), run in the same test process (`--dist loadgroup`).
 import pytest
 
 from backends.registry import get_backend
-from runtime.selection import resolve_backends
 from conformance.engine import CHECKS, Job, run_check
 from runtime.records import Status
+from runtime.selection import resolve_backends
 from runtime.worker import LoadError, Worker
 
 

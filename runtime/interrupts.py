@@ -2,7 +2,8 @@
 
 While work runs, the first signal raises `Interrupted` (a KeyboardInterrupt, so libraries that
 let Ctrl-C through let it through too); later ones, and any once `deferring` is set, are only
-remembered, so the clean-up and the report that follow are never cut short. The exit status is then 128 + the signal's number.
+remembered, so the clean-up and the report that follow are never cut short. The exit status is
+then 128 + the signal's number.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ import pandas as pd
 from runtime.files import atomic_replace
 from runtime.records import Record
 
-
 #: The columns every record table has, even an empty one.
 RECORD_COLUMNS = tuple(f.name for f in fields(Record) if f.name not in ("worst", "timing"))
 
