@@ -35,6 +35,7 @@ GENERATED = {"exact": strategies.exact_cases, "realistic": strategies.realistic_
 HYPOTHESIS_CHECKS = (*GENERATED, "invalid")  # drawn by hypothesis: a failure is shrunk
 CHECKS = (*HYPOTHESIS_CHECKS, "worked", "workload", "property")
 SHRINK_TIMEOUT_S = 2.0  # at least this long, and 4x the slowest case before the failure
+SHRINK_BUDGET_S = 120.0  # wall time a check may spend shrinking; then the smallest failure so far
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ class _CaseFailed(Exception):
         self.record = record
 
 
+class _ShrinkBudgetSpent(BaseException):
+    """Not an Exception, so hypothesis lets it through instead of taking it for a failure."""
+
+
 def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
                       examples: int, worker: Worker) -> Iterator[Record]:
     """Run `examples` generated cases; on the first failure let hypothesis shrink it.
@@ -72,7 +77,8 @@ def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
     when something failed, the shrunk minimal failing case marked shrunk=True. Failing examples
     are saved in the example database and replayed first next time. While shrinking, the worker's
     timeout drops to 4x the slowest case seen (SHRINK_TIMEOUT_S at least): a hanging backend
-    does not cost the full timeout at every shrink step.
+    does not cost the full timeout at every shrink step; after SHRINK_BUDGET_S of shrinking the
+    smallest failure found so far is reported.
     """
     records: list[Record] = []
     failed: list[Record] = []
@@ -86,6 +92,8 @@ def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
     @seed(job.seed)
     @given(strategy)
     def check(case) -> None:
+        if failed and time.perf_counter() - shrink_started[0] > SHRINK_BUDGET_S:
+            raise _ShrinkBudgetSpent
         record = execute(case)
         if not failed:
             records.append(record)
@@ -93,14 +101,18 @@ def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
             if not failed:
                 slowest = max((r.seconds or 0.0 for r in records[:-1]), default=0.0)
                 worker.timeout_s = min(full_timeout, max(SHRINK_TIMEOUT_S, 4 * slowest))
+                shrink_started[0] = time.perf_counter()
             failed.append(record)
             raise _CaseFailed(record)
 
-    full_timeout = worker.timeout_s
+    full_timeout, shrink_started = worker.timeout_s, [0.0]
     try:
         check()
     except _CaseFailed as exc:
         records.append(dataclasses.replace(exc.record, shrunk=True))
+    except _ShrinkBudgetSpent:
+        records.append(dataclasses.replace(failed[-1], shrunk=True, message=(
+            f"{failed[-1].message} (shrinking stopped after {SHRINK_BUDGET_S:g} s)")))
     except Exception as exc:  # noqa: BLE001 - e.g. Flaky: the failure did not reproduce
         if not failed:
             raise

@@ -24,3 +24,43 @@ def raises_runtime_error(x, kernel, bias=None, **args):
 def exact_float32(x, kernel, bias=None, **args):
     """A user's function with the reference signature: the reference rounded to x's dtype."""
     return reference_conv3d(x, kernel, bias, **args).astype(np.asarray(x).dtype)
+
+
+def returns_none(x, kernel, bias=None, **args):
+    return None
+
+
+def wrong_shape(x, kernel, bias=None, **args):
+    """Drops all channels but the first."""
+    return exact_float32(x, kernel, bias, **args)[..., :1]
+
+
+def writes_into_input(x, kernel, bias=None, **args):
+    """A correct output, then scribbles over its input (as an in-place kernel might)."""
+    out = exact_float32(x, kernel, bias, **args)
+    x[...] = 0
+    return out
+
+
+def returns_nan(x, kernel, bias=None, **args):
+    return np.full_like(exact_float32(x, kernel, bias, **args), np.nan)
+
+
+def returns_zeros(x, kernel, bias=None, **args):
+    """Right shape and dtype, ignores its inputs: linearity and the like hold for it."""
+    return np.zeros_like(exact_float32(x, kernel, bias, **args))
+
+
+def memory_bomb(x, kernel, bias=None, **args):
+    """Touches 4 GiB, 64 MiB at a time."""
+    hoard = []
+    for _ in range(64):
+        hoard.append(np.ones(2**23))
+    return hoard
+
+
+def hangs_when_large(x, kernel, bias=None, **args):
+    """Correct on small inputs, hangs on larger ones: shrinking reaches the boundary."""
+    if np.size(x) > 60:
+        time.sleep(3600)
+    return exact_float32(x, kernel, bias, **args)
