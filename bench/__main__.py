@@ -2,6 +2,9 @@
 
     python -m bench --backend all --workloads default --out reports/bench
     python -m bench --compare before/results.csv after/results.csv --out reports/compare
+
+Exit status: 0; 1 on a FAIL or CRASHED result; 2 on usage errors; 130 / 143 when SIGINT / SIGTERM
+stopped the run (every result so far is kept, the report says INCOMPLETE).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from bench.run import Bench, Settings
 from bench.workloads import load
 from runtime.environment import environment
 from runtime.files import atomic_write
+from runtime.interrupts import Interrupted, Interrupts
 from runtime.records import Record
 from runtime.selection import resolve_backends
 from runtime.tables import frame, save_csv
@@ -82,18 +86,27 @@ def main(argv: list[str] | None = None) -> int:
         bar.write(f"{record.case[:42]:<42} {record.backend:<17} {record.status:<11} {done}")
         bar.update(1)
 
-    bench = Bench(backends, settings, peak)
-    try:
-        bench.run(workloads, on_record)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: {len(records)} results kept in {args.out}", file=sys.stderr)
-    finally:
-        bar.close()
-        bench.close()
+    with Interrupts() as stop:
+        bench = Bench(backends, settings, peak)
+        try:
+            bench.run(workloads, on_record)
+        except Interrupted:
+            pass
+        finally:
+            stop.deferring = True  # from here on a signal waits for the files
+            bar.close()
+            bench.close()
+    if stop.received:
+        meta["interrupted"] = (f"interrupted by {stop.name} after {len(records)} of "
+                               f"{len(workloads) * len(backends)} runs")
+        print(f"\n{meta['interrupted']}: the results are kept in {args.out}", file=sys.stderr)
+        atomic_write(args.out / "meta.json", json.dumps(meta, indent=1))
     rows = json.loads(frame(records).to_json(orient="records")) if records else []
     atomic_write(args.out / "results.json", json.dumps(dict(meta=meta, rows=rows), indent=1))
     if records:
         print(write_report(args.out, args.baseline))
+    if stop.received:
+        return stop.exit_code
     return 1 if any(r.status.failing for r in records) else 0
 
 

@@ -192,6 +192,7 @@ def write_report(out: Path, baseline: str = "best-framework") -> Path:
                                         values="fraction_of_peak").round(2)
     problems = df[~df["status"].isin(VERIFIED_VALUES)][["workload", "backend", "status", "message"]]
     lines = ["# Benchmark report", "",
+             *([f"**INCOMPLETE: {meta['interrupted']}.**", ""] if meta.get("interrupted") else []),
              f"`{meta.get('command', '')}`", "",
              f"Machine GEMM peak (float32, NumPy BLAS, {meta['threads']} threads): "
              f"**{meta['peak_gflops']:.1f} GFLOP/s**. {_timing_line(meta)} Every timed output was "

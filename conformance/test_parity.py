@@ -8,18 +8,19 @@ pytest-xdist (`-n`), run in the same test process (`--dist loadgroup`).
 
 import pytest
 
-from backends.registry import get_backend
+from backends.registry import get_backend, registered_names
 from conformance.engine import CHECKS, Job, run_check
 from runtime.records import Status
-from runtime.selection import resolve_backends
 from runtime.worker import LoadError, Worker
 
 
 def _backends(config) -> list[str]:
-    """The --backend names; 'all' (the default) means every available CPU backend."""
+    """The --backend names; 'all' (the default) means every available CPU backend (pytest's own
+    process imports the backends anyway, so availability is asked here, not in a probe process)."""
     names = config.getoption("--backend") or ["all"]
     if "all" in names:
-        cpu = [n for n in resolve_backends(["all"]) if get_backend(n).capabilities.devices == ("cpu",)]
+        cpu = [n for n in registered_names() if get_backend(n).availability().ok
+               and get_backend(n).capabilities.devices == ("cpu",)]
         names = [n for n in names if n != "all"] + cpu
     return list(dict.fromkeys(names))
 
