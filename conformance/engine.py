@@ -1,7 +1,8 @@
 """The conformance run: checks x backends, hypothesis-driven with shrinking, optionally in parallel.
 
 A *check* is one family of cases for one backend: generated exact-regime, realistic and extreme
-cases, invalid calls, fixed cases, reduced workloads, oracle-free properties. Each runs in its own
+cases, invalid calls, fixed cases, the covering array of parameter classes (conformance.coverage),
+reduced workloads, oracle-free properties. Each runs in its own
 job with its own backend worker, so `-j N` runs N of them at once.
 """
 
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from conformance import strategies
+from conformance.coverage import covering_cases
 from conformance.execute import run_case, run_invalid
 from conformance.fixed import worked_cases, workload_cases
 from conformance.profiles import PROFILES, Profile
@@ -33,7 +35,7 @@ DEFAULT_DB = Path(".conformance/db")
 GENERATED = {"exact": strategies.exact_cases, "realistic": strategies.realistic_cases,
              "extreme": strategies.extreme_cases}
 HYPOTHESIS_CHECKS = (*GENERATED, "invalid")  # drawn by hypothesis: a failure is shrunk
-CHECKS = (*HYPOTHESIS_CHECKS, "worked", "workload", "property")
+CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering", "workload", "property")
 SHRINK_TIMEOUT_S = 2.0  # at least this long, and 4x the slowest case before the failure
 SHRINK_BUDGET_S = 120.0  # wall time a check may spend shrinking; then the smallest failure so far
 
@@ -170,6 +172,8 @@ def _records(job: Job, worker: Worker) -> Iterator[Record]:
                                  profile.examples["invalid"], worker)
     if job.check == "worked":
         return _fixed(worker, worked_cases())
+    if job.check == "covering":
+        return _fixed(worker, covering_cases(caps.dtypes, caps.data_formats, caps.groups, caps.dilation))
     if job.check == "workload":
         return _fixed(worker, workload_cases(profile.workloads))
     problem = Problem(*profile.property_problem)

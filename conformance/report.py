@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from conformance import coverage
 from conformance.known_deviations import DEVIATIONS
 from reference.activations import ACTIVATIONS
 from reference.spec import Conv3DSpec
@@ -71,6 +73,64 @@ def feature_matrix(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(cells).T.fillna("")
 
 
+HOLES_LISTED = 12  # per backend in summary.md; coverage.csv.gz has every combination
+
+
+def _ran_cases(df: pd.DataFrame) -> pd.DataFrame:
+    """Valid cases that ran (not UNSUPPORTED), with their parameter classes and §4b regions."""
+    ran = df[~df["check"].isin(["invalid", "property"]) & df["descriptor"].fillna("").ne("")
+             & (df["status"] != Status.UNSUPPORTED)]
+    specs = [Conv3DSpec.from_descriptor(d) for d in ran["descriptor"]]
+    return ran.assign(classes=[coverage.classes(s, t) for s, t in zip(specs, ran["dtype"])],
+                      regions=[coverage.regions(s) for s in specs],
+                      passed=ran["status"].isin(VERIFIED_VALUES))
+
+
+def coverage_table(ran: pd.DataFrame) -> pd.DataFrame:
+    """factor=class x backend -> 'passed/ran'; a class no case of a backend ran shows '0/0'."""
+    cells: dict[str, dict[str, str]] = {}
+    for backend, rows in ran.groupby("backend"):
+        counts: dict[str, list[int]] = {f"{f}={c}": [0, 0] for f, c in _all_classes(ran)}
+        for cls, ok in zip(rows["classes"], rows["passed"]):
+            for factor, value in cls.items():
+                counts[f"{factor}={value}"][0] += bool(ok)
+                counts[f"{factor}={value}"][1] += 1
+        cells[backend] = {k: f"{p}/{n}" for k, (p, n) in counts.items()}
+    return pd.DataFrame(cells)
+
+
+def _all_classes(ran: pd.DataFrame) -> list[tuple[str, str]]:
+    """Every (factor, class) the covering array can reach, and any other that ran."""
+    reach = {(c[0], c[1]) for c in coverage.reachable_combinations() if len(c) == 4}
+    reach |= {(c[2], c[3]) for c in coverage.reachable_combinations() if len(c) == 4}
+    reach |= {(f, v) for cls in ran["classes"] for f, v in cls.items()}
+    order = {f: i for i, f in enumerate(coverage.FACTORS)}
+    return sorted(reach, key=lambda fc: (order.get(fc[0], 99), fc[1]))
+
+
+def region_table(ran: pd.DataFrame) -> pd.DataFrame:
+    """§4b region x backend -> 'passed/ran'."""
+    cells = {}
+    for backend, rows in ran.groupby("backend"):
+        cells[backend] = {region: "{}/{}".format(
+            sum(ok for r, ok in zip(rows["regions"], rows["passed"]) if region in r),
+            sum(region in r for r in rows["regions"])) for region in coverage.REGIONS}
+    return pd.DataFrame(cells)
+
+
+def coverage_holes(ran: pd.DataFrame, meta: dict) -> dict[str, list[str]]:
+    """backend -> the reachable combinations (pairs, innermost triples) none of its cases held."""
+    dtypes = {i["name"]: tuple(i.get("dtypes") or ()) for i in meta.get("backend_info") or []}
+    holes = {}
+    for backend, rows in ran.groupby("backend"):
+        declared = dtypes.get(backend) or tuple(sorted({c["dtype"] for c in rows["classes"]}))
+        held = set().union(*(coverage.combinations_of(c) for c in rows["classes"]))
+        missing = coverage.reachable_combinations(declared) - held
+        holes[backend] = sorted(" & ".join(f"{c[i]}={c[i + 1]}" for i in range(0, len(c), 2))
+                                for c in missing)
+    return holes
+
+
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     counts = df.pivot_table(index="backend", columns="status", values="case", aggfunc="count",
                             fill_value=0)
@@ -111,14 +171,52 @@ def plot_ratios(df: pd.DataFrame, out: Path) -> list[str]:
     return names
 
 
-def _markdown(df: pd.DataFrame, meta: dict, images: list[str]) -> str:
+@dataclass(frozen=True)
+class Coverage:
+    """The coverage part of a report: classes, §4b regions and holes per backend."""
+
+    classes: pd.DataFrame
+    regions: pd.DataFrame
+    holes: dict[str, list[str]]
+
+    @classmethod
+    def of(cls, df: pd.DataFrame, meta: dict) -> Coverage:
+        ran = _ran_cases(df)
+        if ran.empty:
+            return cls(pd.DataFrame(), pd.DataFrame(), {})
+        return cls(coverage_table(ran), region_table(ran), coverage_holes(ran, meta))
+
+    def markdown(self) -> list[str]:
+        if self.classes.empty:
+            return []
+        lines = ["## Coverage: parameter classes (passed / ran)", "",
+                 "Classes of conformance/coverage.py; `0/0` is a hole: no case of that class ran.", "",
+                 markdown_table(self.classes), "", "## Coverage: regions of VERIFICATION.md §4b "
+                 "(passed / ran)", "", markdown_table(self.regions), "",
+                 "## Coverage holes (pairs of classes, and innermost-axis triples with the batch, "
+                 "that a valid case can hold and no case held)", ""]
+        for backend, holes in self.holes.items():
+            shown = "; ".join(holes[:HOLES_LISTED]) + (" ..." if len(holes) > HOLES_LISTED else "")
+            lines.append(f"- **{backend}**: {len(holes)}" + (f": {shown}" if holes else ""))
+        return lines + [""]
+
+    def html(self) -> list[str]:
+        if self.classes.empty:
+            return []
+        holes = "".join(f"<li>{b}: {len(h)}</li>" for b, h in self.holes.items())
+        return ["<h2>Coverage: parameter classes (passed / ran)</h2>", self.classes.to_html(),
+                "<h2>Coverage: regions of VERIFICATION.md §4b</h2>", self.regions.to_html(),
+                f"<h2>Coverage holes</h2><ul>{holes}</ul>"]
+
+
+def _markdown(df: pd.DataFrame, meta: dict, images: list[str], cover: Coverage) -> str:
     lines = ["# Conformance report", "", *([f"**INCOMPLETE: {meta['interrupted']}.**", ""]
                                           if meta.get("interrupted") else []),
              f"Profile `{meta.get('profile')}`, seed {meta.get('seed')}, "
              f"{len(df)} cases, {meta.get('seconds', 0):.0f} s wall time.", "",
              "## Status per backend", "", markdown_table(summary_table(df)), "",
              "## Backend x feature (pass / fail / unsupported)", "",
-             markdown_table(feature_matrix(df)), ""]
+             markdown_table(feature_matrix(df)), "", *cover.markdown()]
     if images:
         lines += ["## Error / bound distribution", "", f"![error/bound]({images[0]})", ""]
     failing = df[df["status"].isin(FAILING_VALUES)]
@@ -183,19 +281,23 @@ def write_report(out: Path) -> Path:
     df = read_csv(out / "results.csv.gz")
     meta = json.loads((out / "results.json").read_text())["meta"]
     images = plot_ratios(df, out) if len(df) else []
-    atomic_write(out / "summary.md", _markdown(df, meta, images))
-    atomic_write(out / "summary.html", _html(df, meta, images))
+    cover = Coverage.of(df, meta)
+    if not cover.classes.empty:
+        save_csv(cover.classes.rename_axis("class").reset_index(), out / "coverage.csv")
+    atomic_write(out / "summary.md", _markdown(df, meta, images, cover))
+    atomic_write(out / "summary.html", _html(df, meta, images, cover))
     return out / "summary.md"
 
 
-def _html(df: pd.DataFrame, meta: dict, images: list[str]) -> str:
+def _html(df: pd.DataFrame, meta: dict, images: list[str], cover: Coverage) -> str:
     parts = ["<html><head><meta charset='utf-8'><title>Conformance report</title></head><body>",
              "<h1>Conformance report</h1>",
              *([f"<p><strong>INCOMPLETE: {meta['interrupted']}.</strong></p>"]
                if meta.get("interrupted") else []),
              f"<p>Profile {meta.get('profile')}, seed {meta.get('seed')}, {len(df)} cases.</p>",
              "<h2>Status per backend</h2>", summary_table(df).to_html(),
-             "<h2>Backend x feature (pass / fail / unsupported)</h2>", feature_matrix(df).to_html()]
+             "<h2>Backend x feature (pass / fail / unsupported)</h2>", feature_matrix(df).to_html(),
+             *cover.html()]
     if images:
         parts.append(f"<h2>Error / bound</h2><img src='{images[-1]}'>")
     failing = df[df["status"].isin(FAILING_VALUES)]

@@ -422,6 +422,99 @@ class OddBatchTailStale(Mutant):
         return out
 
 
+# ---- region mutants: wrong in one combination of parameter classes only (conformance.coverage) --
+
+class InnermostExtentOneStrided(Mutant):
+    """With a single output along W and a W stride > 1, reads its window one column late (the
+    oneDNN bf16 region of VERIFICATION.md §4b). Exposed by W output extent 1 with W stride > 1."""
+
+    bug_class = "region: W output extent 1 with W stride > 1"
+
+    def conv(self, spec, x, kernel, bias):
+        if spec.output_spatial[2] == 1 and spec.strides[2] > 1:
+            x = np.roll(x, -1, axis=3)
+        return super().conv(spec, x, kernel, bias)
+
+
+class OddBatchChannelsFirst(Mutant):
+    """channels_first with an odd batch > 2: the last sample gets the first one's result.
+    Exposed by that pair only."""
+
+    bug_class = "region: odd batch > 2 under channels_first"
+
+    def conv(self, spec, x, kernel, bias):
+        out = super().conv(spec, x, kernel, bias)
+        if not spec.channels_last and x.shape[0] > 2 and x.shape[0] % 2:
+            out[-1] = out[0]
+        return out
+
+
+class ChannelTailBeyondVector(Mutant):
+    """A channel loop in vectors of 8 that drops the tail when C > 8 is not a multiple of 8
+    (C = 17, 33). Exposed by such channel counts only."""
+
+    bug_class = "region: channel tail beyond the last vector of 8"
+
+    def conv(self, spec, x, kernel, bias):
+        c = x.shape[-1]
+        if c > 8 and c % 8:
+            x = x.copy()
+            x[..., c - c % 8:] = 0
+        return super().conv(spec, x, kernel, bias)
+
+
+class LastPartialWBlockStale(Mutant):
+    """W outputs computed in blocks of 2; an odd W output count > 2 leaves the last (partial)
+    block holding its neighbour's value. Exposed by odd W output extents from 3 up."""
+
+    bug_class = "region: last partial block of a tiled W loop"
+
+    def conv(self, spec, x, kernel, bias):
+        out = super().conv(spec, x, kernel, bias)
+        if out.shape[3] > 2 and out.shape[3] % 2:
+            out[:, :, :, -1] = out[:, :, :, -2]
+        return out
+
+
+class DepthwiseMultiplierTransposed(Mutant):
+    """Depthwise with a channel multiplier m > 1 orders the outputs (m, C) instead of (C, m).
+    Exposed by groups == C with filters > C."""
+
+    bug_class = "region: depthwise with a multiplier"
+
+    def conv(self, spec, x, kernel, bias):
+        out = super().conv(spec, x, kernel, bias)
+        g, f = spec.groups, spec.filters
+        if g == spec.in_channels > 1 and f > g:
+            out = out.reshape(*out.shape[:4], g, f // g).swapaxes(-1, -2).reshape(out.shape)
+        return out
+
+
+class GroupsHalfChannelsSwapped(Mutant):
+    """groups == C/2 (two channels per group) reads each group's two channels in swapped order.
+    Exposed by that groups class only."""
+
+    bug_class = "region: groups = C/2"
+
+    def conv(self, spec, x, kernel, bias):
+        if spec.groups > 1 and 2 * spec.groups == spec.in_channels:
+            x = x.reshape(*x.shape[:4], spec.groups, 2)[..., ::-1].reshape(x.shape)
+        return super().conv(spec, x, kernel, bias)
+
+
+class StridedOddSameOnHFirst(Mutant):
+    """"same" with an H stride > 1 and an odd total of H padding puts the odd cell first (on H
+    only; stride 1 and the other axes are right). Exposed by that pair of H classes."""
+
+    bug_class = "region: odd same padding on a strided H axis"
+
+    def conv(self, spec, x, kernel, bias):
+        (d0, d1), (h0, h1), (w0, w1) = spec.pads
+        if spec.padding == "same" and spec.strides[1] > 1 and (h0 + h1) % 2:
+            return _conv_padded(spec, x, kernel, bias, [(d0, d1), (h1, h0), (w0, w1)])
+        return super().conv(spec, x, kernel, bias)
+
+
 ZOO: tuple[type[Mutant], ...] = (
     FlippedKernel, SameOddCellFirst, SymmetricSameIgnoringStride, SameNegativePadding,
     DilationIgnoredOnW, DilationAsInputStride, StrideOnWrongAxis, GroupsInterleaved,
@@ -429,5 +522,7 @@ ZOO: tuple[type[Mutant], ...] = (
     BiasDropped, BiasAfterActivation, GeluTanhApproximation, SoftmaxOverChannels,
     Float16Accumulation, TF32Inputs, DropsLastOddChannel, NaNSwallowingRelu, InfClampedInput,
     UninitialisedBorder, AcceptsStrideWithDilation, RejectsKernelLargerThanInput, LastBitNoise,
-    OddBatchTailStale,
+    OddBatchTailStale, InnermostExtentOneStrided, OddBatchChannelsFirst, ChannelTailBeyondVector,
+    LastPartialWBlockStale, DepthwiseMultiplierTransposed, GroupsHalfChannelsSwapped,
+    StridedOddSameOnHFirst,
 )
