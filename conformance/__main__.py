@@ -68,6 +68,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="resident memory per worker before CRASHED, and the size above which a "
                         "case is refused (default: 3/4 of this machine's memory over --jobs)")
     p.add_argument("--no-db", action="store_true", help="do not replay or store failing examples")
+    p.add_argument("--replay-only", action="store_true",
+                   help="replay the failing examples stored by earlier runs, generate nothing new")
+    p.add_argument("--max-failures", type=_positive(int), default=3,
+                   help="distinct failures (status or §4b region) a generated check looks for")
     single = p.add_argument_group("re-run one case (what a repro line does)")
     single.add_argument("--case", help="descriptor, e.g. "
                         "g1_mb1_ic3id5ih5iw5_oc4_kd3kh3kw3_sd1sh1sw1_dd1dh1dw1_valid_cl_linear_bias")
@@ -79,6 +83,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.checks.split(",")) - set(CHECKS)
     if unknown:
         p.error(f"unknown checks {sorted(unknown)}; choose from {', '.join(CHECKS)}")
+    if args.replay_only and args.no_db:
+        p.error("--replay-only replays the example database, which --no-db turns off")
     args.memory_cap = (int(args.memory_cap * 2**30) if args.memory_cap
                        else default_memory_cap(workers=args.jobs))
     try:
@@ -173,7 +179,7 @@ def _run(args: argparse.Namespace, stop: Interrupts) -> int:
         else:
             database = None if args.no_db else str(DEFAULT_DB)
             jobs = [Job(b, check, args.profile, args.seed, database, args.threads, args.timeout,
-                        args.memory_cap)
+                        args.memory_cap, args.max_failures, args.replay_only)
                     for b in backends for check in args.checks.split(",")]
             bar, on_result = _progress(len(jobs))
 

@@ -22,11 +22,12 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from conformance import strategies
-from conformance.coverage import covering_cases
+from conformance.coverage import covering_cases, regions
 from conformance.execute import run_case, run_invalid
 from conformance.fixed import worked_cases, workload_cases
 from conformance.profiles import PROFILES, Profile
 from conformance.properties import PROPERTIES, Problem, check_property
+from reference.spec import Conv3DSpec
 from runtime.interrupts import ignore_interrupts
 from runtime.records import BackendInfo, Record, Status
 from runtime.worker import LoadError, Worker, die_with_parent
@@ -50,6 +51,8 @@ class Job:
     threads: int | None = None
     timeout_s: float = 120.0
     memory_cap: int | None = None  # bytes resident per worker
+    max_failures: int = 3  # distinct failures a generated check looks for before it stops
+    replay_only: bool = False  # replay the example database's failures, generate nothing
 
 
 @dataclass(frozen=True)
@@ -71,58 +74,88 @@ class _ShrinkBudgetSpent(BaseException):
     """Not an Exception, so hypothesis lets it through instead of taking it for a failure."""
 
 
+def _signature(record: Record) -> tuple:
+    """What makes a failure new: its status and its §4b regions (an invalid call: its rule)."""
+    if record.rule or not record.descriptor:
+        return str(record.status), record.rule
+    return str(record.status), tuple(regions(Conv3DSpec.from_descriptor(record.descriptor)))
+
+
 def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
                       examples: int, worker: Worker) -> Iterator[Record]:
-    """Run `examples` generated cases; on the first failure let hypothesis shrink it.
+    """Run `examples` generated cases, in rounds that each end at a new failure, shrunk.
 
-    Yields a record per generated case (in order, so cases-to-catch is the record count), then,
-    when something failed, the shrunk minimal failing case marked shrunk=True. Failing examples
-    are saved in the example database and replayed first next time. While shrinking, the worker's
-    timeout drops to 4x the slowest case seen (SHRINK_TIMEOUT_S at least): a hanging backend
-    does not cost the full timeout at every shrink step; after SHRINK_BUDGET_S of shrinking the
-    smallest failure found so far is reported.
+    Yields a record per case run outside shrinking (in order, so cases-to-catch is the count up
+    to the first failure) and each shrunk failure, marked shrunk=True. After a failure the check
+    keeps looking, with a new seed and the examples left, for failures of another status or §4b
+    region (up to job.max_failures); failures like one already found are recorded but do not end
+    a round. Failing examples are saved in the example database and replayed first, in the first
+    round only (job.replay_only: replay them and generate nothing). While shrinking, the worker's
+    timeout drops to 4x the slowest case seen (SHRINK_TIMEOUT_S at least), and after
+    SHRINK_BUDGET_S the smallest failure found so far is reported.
     """
-    records: list[Record] = []
-    failed: list[Record] = []
+    log: list[Record] = []
+    seen: set[tuple] = set()
     db = (DirectoryBasedExampleDatabase(str(Path(job.database) / job.backend / job.check))
           if job.database else None)
+    replay, search = [Phase.explicit, Phase.reuse], [Phase.generate, Phase.shrink]
+    for round_ in range(job.max_failures):
+        left = examples - len(log)
+        if left <= 0:
+            break
+        found = _round(job, strategy, execute, left, worker, db, seen, log,
+                       replay if job.replay_only else replay + search if round_ == 0 else search,
+                       job.seed + round_)
+        if found is None:
+            break
+        log.append(found)
+        seen.add(_signature(found))
+    yield from log
+
+
+def _round(job: Job, strategy, execute: Callable[[object], Record], examples: int, worker: Worker,
+           db, seen: set[tuple], log: list[Record], phases: list[Phase], round_seed: int) -> Record | None:
+    """One hypothesis run; appends the cases it runs before a new failure to `log` and returns
+    that failure shrunk (None when there was none)."""
+    failed: list[Record] = []
 
     @settings(max_examples=examples, deadline=None, database=db, derandomize=False,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
-              print_blob=False, verbosity=Verbosity.quiet,
-              phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
-    @seed(job.seed)
+              print_blob=False, verbosity=Verbosity.quiet, phases=phases)
+    @seed(round_seed)
     @given(strategy)
     def check(case) -> None:
         if failed and time.perf_counter() - shrink_started[0] > SHRINK_BUDGET_S:
             raise _ShrinkBudgetSpent
         record = execute(case)
+        new = record.status.failing and _signature(record) not in seen
         if not failed:
-            records.append(record)
-        if record.status.failing:
+            log.append(record)
+        if new:
             if not failed:
-                slowest = max((r.seconds or 0.0 for r in records[:-1]), default=0.0)
+                slowest = max((r.seconds or 0.0 for r in log[:-1]), default=0.0)
                 worker.timeout_s = min(full_timeout, max(SHRINK_TIMEOUT_S, 4 * slowest))
                 shrink_started[0] = time.perf_counter()
             failed.append(record)
             raise _CaseFailed(record)
 
     full_timeout, shrink_started = worker.timeout_s, [0.0]
+    shrinks = Phase.shrink in phases
     try:
         check()
     except _CaseFailed as exc:
-        records.append(dataclasses.replace(exc.record, shrunk=True))
+        return dataclasses.replace(exc.record, shrunk=shrinks)
     except _ShrinkBudgetSpent:
-        records.append(dataclasses.replace(failed[-1], shrunk=True, message=(
-            f"{failed[-1].message} (shrinking stopped after {SHRINK_BUDGET_S:g} s)")))
+        return dataclasses.replace(failed[-1], shrunk=True, message=(
+            f"{failed[-1].message} (shrinking stopped after {SHRINK_BUDGET_S:g} s)"))
     except Exception as exc:  # noqa: BLE001 - e.g. Flaky: the failure did not reproduce
         if not failed:
             raise
-        records.append(dataclasses.replace(failed[0], message=(
-            f"{failed[0].message} (not shrunk: {type(exc).__name__}, the failure is intermittent)")))
+        return dataclasses.replace(failed[0], message=(
+            f"{failed[0].message} (not shrunk: {type(exc).__name__}, the failure is intermittent)"))
     finally:
         worker.timeout_s = full_timeout
-    yield from records
+    return None
 
 
 def _fixed(worker: Worker, cases) -> Iterator[Record]:

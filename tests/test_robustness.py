@@ -158,7 +158,7 @@ def test_shrinking_a_hang_uses_a_short_timeout():
         status = Status.CRASHED if n > 20 else Status.PASS
         return Record(backend="b", check="exact", case=str(n), status=status, seconds=0.1)
 
-    job = Job("b", "exact", "quick", 0, database=None)
+    job = Job("b", "exact", "quick", 0, database=None, max_failures=1)
     records = list(_hypothesis_check(job, st.integers(0, 1000), execute, 50, worker))
     assert records[-1].shrunk and records[-1].case == "21"
     first = next(i for i, (n, _) in enumerate(seen) if n > 20)
@@ -261,10 +261,41 @@ def test_shrinking_stops_at_its_budget_with_the_smallest_failure_so_far(monkeypa
         return Record(backend="b", check="exact", case=str(n),
                       status=Status.CRASHED if n > 20 else Status.PASS)
 
-    job = Job("b", "exact", "quick", 0, database=None)
+    job = Job("b", "exact", "quick", 0, database=None, max_failures=1)
     started = time.perf_counter()
     records = list(_hypothesis_check(job, st.integers(0, 10**9), execute, 50, worker))
     assert time.perf_counter() - started < 10
     last = records[-1]
     assert last.shrunk and int(last.case) > 20 and "shrinking stopped" in last.message
     assert int(last.case) == min(int(r.case) for r in records if r.status == Status.CRASHED)
+
+
+def _two_bugs(n: int) -> Record:
+    status = Status.CRASHED if n > 500 else Status.FAIL if 100 <= n < 120 else Status.PASS
+    return Record(backend="b", check="exact", case=str(n), status=status)
+
+
+def test_a_check_keeps_going_past_its_first_failure():
+    """One failure found and shrunk does not end the check: a failure of another status is found too."""
+    job = Job("b", "exact", "quick", 0, database=None)
+    records = list(_hypothesis_check(job, st.integers(0, 1000), _two_bugs, 300,
+                                     SimpleNamespace(timeout_s=10.0)))
+    shrunk = {str(r.status): r.case for r in records if r.shrunk}
+    assert shrunk == {"CRASHED": "501", "FAIL": "100"}, shrunk
+    assert len([r for r in records if not r.shrunk]) <= 300
+
+
+def test_replayed_failures_are_reported_and_replay_only_generates_nothing(tmp_path):
+    database, ran, replayed_calls = str(tmp_path / "db"), set(), set()
+
+    def counted(into: set):
+        return lambda n: into.add(n) or _two_bugs(n)
+
+    first = list(_hypothesis_check(Job("b", "exact", "quick", 0, database=database),
+                                   st.integers(0, 1000), counted(ran), 300, SimpleNamespace(timeout_s=10.0)))
+    assert {str(r.status) for r in first if r.shrunk} == {"CRASHED", "FAIL"}
+    replayed = list(_hypothesis_check(Job("b", "exact", "quick", 1, database=database, replay_only=True),
+                                      st.integers(0, 1000), counted(replayed_calls), 300,
+                                      SimpleNamespace(timeout_s=10.0)))
+    assert {str(r.status) for r in replayed if r.status.failing} == {"CRASHED", "FAIL"}
+    assert replayed_calls <= ran and len(replayed_calls) < 50  # stored examples only

@@ -30,7 +30,7 @@ def hunt(mutant: str, profile: str, seed: int) -> dict:
     name = f"{cls.__module__}:{cls.__name__}"
     started, cases_run = time.perf_counter(), 0
     for check in CHECKS:
-        records = run_check(Job(name, check, profile, seed, database=None)).records
+        records = run_check(Job(name, check, profile, seed, database=None, max_failures=1)).records
         for index, record in enumerate(records, start=1):
             if record.status in cls.expected:
                 return dict(mutant=mutant, bug_class=cls.bug_class, caught=True, status=str(record.status),
