@@ -2,10 +2,11 @@
 VERIFICATION.md §4b: what lets a run reach every bug region on every seed, and say so.
 
 Each case falls in one class per factor: per spatial axis its output extent, stride, kernel,
-dilation and total "same" padding; then batch, input channels, groups, layout, bias, activation
-and dtype. `covering_cases` picks, deterministically, a small set of valid cases that holds every
-pair of classes (and every triple of two innermost-axis classes with the batch class) that any
-valid case can hold; it runs as the "covering" check in every profile.
+dilation and total "same" padding (0, odd, even, or negative and clamped to 0); then batch, input
+channels, groups, layout, bias, activation and dtype. `covering_cases` picks, deterministically,
+a small set of valid cases that holds every pair of classes (and every triple of two
+innermost-axis classes with the batch class) that any valid case can hold; it runs as the
+"covering" check in every profile.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def _axis_classes(n: int, k: int, s: int, d: int, padding: str) -> tuple[str, ..
     kernel = ("1" if k == 1 else "larger than input" if padding == "same" and ek > n
               else "even" if k % 2 == 0 else "odd")
     total = before + after
-    pad = "valid" if padding == "valid" else "0" if total == 0 else "odd" if total % 2 else "even"
+    clamped = padding == "same" and (out - 1) * s + ek - n < 0  # a stride past a short axis
+    pad = ("valid" if padding == "valid" else "clamped" if clamped else "0" if total == 0
+           else "odd" if total % 2 else "even")
     return extent, stride, kernel, "1" if d == 1 else ">1", pad
 
 

@@ -87,7 +87,34 @@ DEVIATIONS = (
         "'{\"args\": {\"strides\": [1.5, 1, 1]}, \"bias\": false, \"dtype\": \"float32\", "
         "\"kernel_shape\": [2, 2, 2, 2, 4], \"rule\": \"strides\", \"x_shape\": [1, 5, 6, 7, 2]}'",
         _non_integer_tuple),
+    Deviation(
+        ("tensorflow", "keras-tensorflow"),
+        "TF's float64 CPU Conv3D (the Eigen path; float32 goes through oneDNN and is right) does "
+        "not clamp a negative total 'same' padding to 0: with H=3, kernel 1, stride 3 it reads "
+        "x[1] instead of x[0]",
+        "python -m conformance --backend tensorflow --case "
+        "'g1_mb1_ic1id1ih3iw1_oc1_kd1kh1kw1_sd1sh3sw1_dd1dh1dw1_same_cl_linear_nobias' "
+        "--dtype float64 --data normal --seed 0",
+        lambda c: c.dtype == "float64" and _negative_same_padding(c)),
+    Deviation(
+        ("tensorflow", "keras-tensorflow"),
+        "TF's Elu CPU kernel computes exp(x) - 1, not expm1(x): near 0 it is thousands of ulps off "
+        "(elu(-1e-5) in float64: 3383 ulps), beyond the 8-ulp activation budget",
+        "python -m conformance --backend keras-tensorflow --case "
+        "'g17_mb2_ic17id1ih9iw1_oc34_kd1kh2kw4_sd2sh2sw2_dd1dh1dw1_same_cl_elu_nobias' "
+        "--dtype float64 --data normal --seed 1339784153",
+        lambda c: _valid(c) and c.spec.activation in ("elu", "celu", "selu")),
 )
+
+
+def _negative_same_padding(case) -> bool:
+    """'same' where an axis' total padding (out-1)*s + ek - n is negative (a stride larger
+    than the kernel on a short axis): Keras and SPEC.md clamp it to 0."""
+    if not _valid(case) or case.spec.padding != "same":
+        return False
+    spec = case.spec
+    return any((-(-n // s) - 1) * s + d * (k - 1) + 1 - n < 0 for n, k, s, d in zip(
+        spec.in_spatial, spec.kernel_size, spec.strides, spec.dilation_rate))
 
 
 def known_deviation(backend: str, case: Case | InvalidCase) -> Deviation | None:
