@@ -37,7 +37,7 @@ report: install
 	$(PY) -m bench.report reports/bench
 
 mutants: install
-	$(PY) -m conformance.mutants --seed 0 --seed 1 --seed 2 --seed 3 --seed 4 --seed 5 --report reports/conformance
+	$(PY) -m conformance.mutants --seed 0 --seed 1 --seed 2 --seed 3 --seed 4 --seed 5 --seed 6 --seed 7 --seed 8 --seed 9 --report reports/conformance
 
 lint: install
 	$(PY) -m ruff check .

@@ -38,7 +38,8 @@ GENERATED = {"exact": strategies.exact_cases, "realistic": strategies.realistic_
 HYPOTHESIS_CHECKS = (*GENERATED, "invalid")  # drawn by hypothesis: a failure is shrunk
 CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering", "workload", "property")
 SHRINK_TIMEOUT_S = 2.0  # at least this long, and 4x the slowest case before the failure
-SHRINK_BUDGET_S = 120.0  # wall time a check may spend shrinking; then the smallest failure so far
+SHRINK_BUDGET_S = 120.0  # wall time a check may spend shrinking, all rounds together
+KNOWN_STREAK = 10  # this many failures in a row, each like one already found: nothing new is coming
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,11 @@ class _ShrinkBudgetSpent(BaseException):
     """Not an Exception, so hypothesis lets it through instead of taking it for a failure."""
 
 
+class _NothingNew(BaseException):
+    """KNOWN_STREAK failures in a row were all like ones already found (a backend that fails
+    or hangs everywhere): the round ends without running its other examples."""
+
+
 def _signature(record: Record) -> tuple:
     """What makes a failure new: its status and its §4b regions (an invalid call: its rule)."""
     if record.rule or not record.descriptor:
@@ -90,20 +96,23 @@ def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
     keeps looking, with a new seed and the examples left, for failures of another status or §4b
     region (up to job.max_failures); failures like one already found are recorded but do not end
     a round. Failing examples are saved in the example database and replayed first, in the first
-    round only (job.replay_only: replay them and generate nothing). While shrinking, the worker's
-    timeout drops to 4x the slowest case seen (SHRINK_TIMEOUT_S at least), and after
-    SHRINK_BUDGET_S the smallest failure found so far is reported.
+    round only (job.replay_only: replay them and generate nothing). A round also ends after
+    KNOWN_STREAK failures in a row that are all like ones found. While shrinking, the worker's
+    timeout drops to 4x the slowest case seen (SHRINK_TIMEOUT_S at least); once the check has
+    spent SHRINK_BUDGET_S shrinking, the smallest failure found so far is reported and no new
+    round starts.
     """
     log: list[Record] = []
     seen: set[tuple] = set()
+    shrinking = dict(spent=0.0)
     db = (DirectoryBasedExampleDatabase(str(Path(job.database) / job.backend / job.check))
           if job.database else None)
     replay, search = [Phase.explicit, Phase.reuse], [Phase.generate, Phase.shrink]
     for round_ in range(job.max_failures):
         left = examples - len(log)
-        if left <= 0:
+        if left <= 0 or shrinking["spent"] >= SHRINK_BUDGET_S:
             break
-        found = _round(job, strategy, execute, left, worker, db, seen, log,
+        found = _round(job, strategy, execute, left, worker, db, seen, log, shrinking,
                        replay if job.replay_only else replay + search if round_ == 0 else search,
                        job.seed + round_)
         if found is None:
@@ -114,10 +123,12 @@ def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
 
 
 def _round(job: Job, strategy, execute: Callable[[object], Record], examples: int, worker: Worker,
-           db, seen: set[tuple], log: list[Record], phases: list[Phase], round_seed: int) -> Record | None:
+           db, seen: set[tuple], log: list[Record], shrinking: dict, phases: list[Phase],
+           round_seed: int) -> Record | None:
     """One hypothesis run; appends the cases it runs before a new failure to `log` and returns
-    that failure shrunk (None when there was none)."""
+    that failure shrunk (None when there was none); adds its shrinking time to shrinking["spent"]."""
     failed: list[Record] = []
+    streak = [0]
 
     @settings(max_examples=examples, deadline=None, database=db, derandomize=False,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
@@ -125,12 +136,15 @@ def _round(job: Job, strategy, execute: Callable[[object], Record], examples: in
     @seed(round_seed)
     @given(strategy)
     def check(case) -> None:
-        if failed and time.perf_counter() - shrink_started[0] > SHRINK_BUDGET_S:
+        if failed and shrinking["spent"] + time.perf_counter() - shrink_started[0] > SHRINK_BUDGET_S:
             raise _ShrinkBudgetSpent
         record = execute(case)
         new = record.status.failing and _signature(record) not in seen
         if not failed:
             log.append(record)
+            streak[0] = streak[0] + 1 if record.status.failing and not new else 0
+            if streak[0] >= KNOWN_STREAK:
+                raise _NothingNew
         if new:
             if not failed:
                 slowest = max((r.seconds or 0.0 for r in log[:-1]), default=0.0)
@@ -145,6 +159,8 @@ def _round(job: Job, strategy, execute: Callable[[object], Record], examples: in
         check()
     except _CaseFailed as exc:
         return dataclasses.replace(exc.record, shrunk=shrinks)
+    except _NothingNew:
+        return None
     except _ShrinkBudgetSpent:
         return dataclasses.replace(failed[-1], shrunk=True, message=(
             f"{failed[-1].message} (shrinking stopped after {SHRINK_BUDGET_S:g} s)"))
@@ -155,6 +171,8 @@ def _round(job: Job, strategy, execute: Callable[[object], Record], examples: in
             f"{failed[0].message} (not shrunk: {type(exc).__name__}, the failure is intermittent)"))
     finally:
         worker.timeout_s = full_timeout
+        if failed:
+            shrinking["spent"] += time.perf_counter() - shrink_started[0]
     return None
 
 

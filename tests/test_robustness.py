@@ -299,3 +299,26 @@ def test_replayed_failures_are_reported_and_replay_only_generates_nothing(tmp_pa
                                       SimpleNamespace(timeout_s=10.0)))
     assert {str(r.status) for r in replayed if r.status.failing} == {"CRASHED", "FAIL"}
     assert replayed_calls <= ran and len(replayed_calls) < 50  # stored examples only
+
+
+def test_the_shrink_budget_covers_all_rounds_of_a_check(monkeypatch):
+    """A backend failing everywhere (a hang, say) gets neither a fresh shrink budget per round nor
+    its whole example budget run after the failures stop being new."""
+    import conformance.engine as engine
+
+    monkeypatch.setattr(engine, "SHRINK_BUDGET_S", 0.3)
+    steps = []
+
+    def execute(n: int) -> Record:
+        steps.append(n)
+        time.sleep(0.02)
+        return Record(backend="b", check="exact", case=str(n), status=Status.CRASHED,
+                      descriptor=f"g1_mb1_ic1id{n % 7 + 1}ih1iw1_oc1_kd1kh1kw1_sd1sh1sw1_dd1dh1dw1_"
+                                 "valid_cl_linear_nobias")
+
+    started = time.perf_counter()
+    records = list(_hypothesis_check(Job("b", "exact", "quick", 0, database=None),
+                                     st.integers(0, 10**9), execute, 200, SimpleNamespace(timeout_s=9.0)))
+    assert time.perf_counter() - started < 0.3 + 3 * 0.5, len(steps)
+    assert 1 <= len([r for r in records if r.shrunk]) <= 3
+    assert len(steps) < 100  # the rest of the 200 examples were not run: nothing new was coming
