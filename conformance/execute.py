@@ -19,7 +19,9 @@ from runtime.worker import Worker
 REFUSALS = ("ValueError", "TypeError", "NotImplementedError")
 
 
-def _record(backend: str, case: Case | InvalidCase, status: Status, message: str = "", **extra) -> Record:
+def case_record(backend: str, case: Case | InvalidCase, status: Status, message: str = "",
+                **extra) -> Record:
+    """The record of `case` with `status`; a failure matching a known deviation becomes KNOWN-FAIL."""
     deviation = known_deviation(backend, case) if status.failing else None
     if deviation:
         status, message = Status.KNOWN_FAIL, f"known deviation: {deviation.reason} [{status}: {message}]"
@@ -65,18 +67,18 @@ def run_case(worker: Worker, case: Case, repeats: int = 2) -> Record:
     reason = caps.unsupported(case.spec, case.dtype) or too_large(case.spec, case.dtype,
                                                                    worker.memory_cap)
     if reason:
-        return _record(worker.name, case, Status.UNSUPPORTED, reason)
+        return case_record(worker.name, case, Status.UNSUPPORTED, reason)
     precision = caps.precision(case.dtype)
     x, kernel, bias = make_arrays(case.spec, case.dtype, case.data, case.seed, precision)
     ev = evaluate(x, kernel, bias, **case.spec.conv_kwargs())
     outcome = worker.call(x, kernel, bias, case.spec.conv_kwargs(), repeats=repeats)
     if outcome.kind == "crashed":
-        return _record(worker.name, case, Status.CRASHED, outcome.message, seconds=outcome.seconds)
+        return case_record(worker.name, case, Status.CRASHED, outcome.message, seconds=outcome.seconds)
     if outcome.kind == "raised":
-        return _record(worker.name, case, refusal_status(outcome.error_type),
+        return case_record(worker.name, case, refusal_status(outcome.error_type),
                        f"{outcome.error_type}: {outcome.message}", seconds=outcome.seconds)
     if outcome.changed_inputs:
-        return _record(worker.name, case, Status.FAIL, modified_inputs(outcome.changed_inputs),
+        return case_record(worker.name, case, Status.FAIL, modified_inputs(outcome.changed_inputs),
                        seconds=outcome.seconds)
     verdicts = [judge(ev, out, x, kernel, case.dtype, precision, exact=case.data == "exact",
                       flushes_subnormals=caps.flushes_subnormals) for out in outcome.outputs]
@@ -84,7 +86,7 @@ def run_case(worker: Worker, case: Case, repeats: int = 2) -> Record:
     status, message = verdict.status, verdict.message
     if status != Status.FAIL and not all(bitwise_equal(outcome.outputs[0], o) for o in outcome.outputs):
         status, message = Status.NONDETERMINISTIC, f"{repeats} runs on the same input differ bitwise"
-    return _record(worker.name, case, status, message, max_ratio=verdict.max_ratio,
+    return case_record(worker.name, case, status, message, max_ratio=verdict.max_ratio,
                    zero_fraction=verdict.zero_fraction, seconds=outcome.seconds,
                    precision=precision, worst=verdict.worst)
 
@@ -106,12 +108,12 @@ def run_invalid(worker: Worker, case: InvalidCase) -> Record:
     """An invalid call must raise ValueError (TypeError is accepted for a non-float dtype)."""
     outcome = worker.call(*invalid_arrays(case), case.args, repeats=1)
     if outcome.kind == "ok":
-        return _record(worker.name, case, Status.ACCEPTED_INVALID,
+        return case_record(worker.name, case, Status.ACCEPTED_INVALID,
                        f"returned an array of shape {outcome.outputs[0].shape} for an invalid call")
     if outcome.kind == "crashed":
-        return _record(worker.name, case, Status.CRASHED, outcome.message)
+        return case_record(worker.name, case, Status.CRASHED, outcome.message)
     expected = ("ValueError", "TypeError") if case.rule == "dtype" else ("ValueError",)
     if outcome.error_type in expected:
-        return _record(worker.name, case, Status.PASS, outcome.message.splitlines()[0])
-    return _record(worker.name, case, Status.CRASHED,
+        return case_record(worker.name, case, Status.PASS, outcome.message.splitlines()[0])
+    return case_record(worker.name, case, Status.CRASHED,
                    f"raised {outcome.error_type} instead of ValueError: {outcome.message}")

@@ -19,7 +19,7 @@ class Status(StrEnum):
     CRASHED = "CRASHED"  # raised something else, hung or died
     NONDETERMINISTIC = "NONDETERMINISTIC"  # two runs on the same input differ bitwise
     KNOWN_FAIL = "KNOWN-FAIL"  # failed, matching an entry of conformance/known_deviations.py
-    SKIPPED = "SKIPPED"  # bench: the workload does not fit the memory budget
+    SKIPPED = "SKIPPED"  # not run: a bench workload over the memory budget; a case after a hang streak
 
     @property
     def failing(self) -> bool:

@@ -322,3 +322,12 @@ def test_the_shrink_budget_covers_all_rounds_of_a_check(monkeypatch):
     assert time.perf_counter() - started < 0.3 + 3 * 0.5, len(steps)
     assert 1 <= len([r for r in records if r.shrunk]) <= 3
     assert len(steps) < 100  # the rest of the 200 examples were not run: nothing new was coming
+
+
+def test_a_fixed_check_skips_the_rest_after_a_streak_of_hangs():
+    from conformance.engine import HANG_STREAK, _fixed
+
+    with Worker(f"{HERE}:hangs", timeout_s=0.5) as worker:
+        records = list(_fixed(worker, worked_cases()[:HANG_STREAK + 3]))
+    assert [r.status for r in records] == [Status.CRASHED] * HANG_STREAK + [Status.SKIPPED] * 3
+    assert "not run" in records[-1].message and records[-1].repro
