@@ -165,14 +165,16 @@ def _run(args: argparse.Namespace, stop: Interrupts) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Interrupted:
-        return stop.exit_code
+        backends = []  # stopped while the backends were being probed: an empty, marked report
     infos: dict[str, BackendInfo] = {}
     records: list[Record] = []
     single = bool(args.spec or args.invalid or args.property)
     total = len(backends) if single else len(backends) * len(args.checks.split(","))
     finished = 0
     try:
-        if single:
+        if stop.received:
+            pass
+        elif single:
             for backend in backends:
                 records += run_single(args, backend)
                 finished += 1
@@ -199,8 +201,9 @@ def _run(args: argparse.Namespace, stop: Interrupts) -> int:
         return 2
     except Interrupted:
         pass
-    interrupted = (f"interrupted by {stop.name} after {finished} of {total} checks"
-                   if stop.received else "")
+    interrupted = ("" if not stop.received else
+                   f"interrupted by {stop.name} after {finished} of {total} checks" if total else
+                   f"interrupted by {stop.name} while the backends were being loaded")
     if interrupted:
         print(f"\n{interrupted}: reporting the {len(records)} cases finished", file=sys.stderr)
     stop.deferring = True  # from here on a signal waits for the report
