@@ -39,6 +39,7 @@ HYPOTHESIS_CHECKS = (*GENERATED, "invalid")  # drawn by hypothesis: a failure is
 CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering", "workload", "property")
 SHRINK_TIMEOUT_S = 2.0  # at least this long, and 4x the slowest case before the failure
 SHRINK_BUDGET_S = 120.0  # wall time a check may spend shrinking, all rounds together
+HANG_SHRINK_STEPS = 10  # a timed-out failure: shrink for at most this many short timeouts
 HANG_STREAK = 5  # timeouts in a row after which a fixed check's remaining cases are skipped
 KNOWN_STREAK = 10  # this many failures in a row, each like one already found: nothing new is coming
 
@@ -100,18 +101,18 @@ def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
     round only (job.replay_only: replay them and generate nothing). A round also ends after
     KNOWN_STREAK failures in a row that are all like ones found. While shrinking, the worker's
     timeout drops to 4x the slowest case seen (SHRINK_TIMEOUT_S at least); once the check has
-    spent SHRINK_BUDGET_S shrinking, the smallest failure found so far is reported and no new
-    round starts.
+    spent SHRINK_BUDGET_S shrinking (HANG_SHRINK_STEPS short timeouts when the failure was a
+    timeout), the smallest failure found so far is reported and no new round starts.
     """
     log: list[Record] = []
     seen: set[tuple] = set()
-    shrinking = dict(spent=0.0)
+    shrinking = dict(spent=0.0, budget=SHRINK_BUDGET_S)
     db = (DirectoryBasedExampleDatabase(str(Path(job.database) / job.backend / job.check))
           if job.database else None)
     replay, search = [Phase.explicit, Phase.reuse], [Phase.generate, Phase.shrink]
     for round_ in range(job.max_failures):
         left = examples - len(log)
-        if left <= 0 or shrinking["spent"] >= SHRINK_BUDGET_S:
+        if left <= 0 or shrinking["spent"] >= shrinking["budget"]:
             break
         found = _round(job, strategy, execute, left, worker, db, seen, log, shrinking,
                        replay if job.replay_only else replay + search if round_ == 0 else search,
@@ -137,7 +138,7 @@ def _round(job: Job, strategy, execute: Callable[[object], Record], examples: in
     @seed(round_seed)
     @given(strategy)
     def check(case) -> None:
-        if failed and shrinking["spent"] + time.perf_counter() - shrink_started[0] > SHRINK_BUDGET_S:
+        if failed and shrinking["spent"] + time.perf_counter() - shrink_started[0] > shrinking["budget"]:
             raise _ShrinkBudgetSpent
         record = execute(case)
         new = record.status.failing and _signature(record) not in seen
@@ -151,6 +152,8 @@ def _round(job: Job, strategy, execute: Callable[[object], Record], examples: in
                 slowest = max((r.seconds or 0.0 for r in log[:-1]), default=0.0)
                 worker.timeout_s = min(full_timeout, max(SHRINK_TIMEOUT_S, 4 * slowest))
                 shrink_started[0] = time.perf_counter()
+                if "timed out" in record.message:  # a hang: each step costs a timeout and a restart
+                    shrinking["budget"] = min(shrinking["budget"], HANG_SHRINK_STEPS * worker.timeout_s)
             failed.append(record)
             raise _CaseFailed(record)
 
@@ -164,7 +167,7 @@ def _round(job: Job, strategy, execute: Callable[[object], Record], examples: in
         return None
     except _ShrinkBudgetSpent:
         return dataclasses.replace(failed[-1], shrunk=True, message=(
-            f"{failed[-1].message} (shrinking stopped after {SHRINK_BUDGET_S:g} s)"))
+            f"{failed[-1].message} (shrinking stopped after {shrinking['budget']:g} s)"))
     except Exception as exc:  # noqa: BLE001 - e.g. Flaky: the failure did not reproduce
         if not failed:
             raise
