@@ -77,12 +77,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "g1_mb1_ic3id5ih5iw5_oc4_kd3kh3kw3_sd1sh1sw1_dd1dh1dw1_valid_cl_linear_bias")
     single.add_argument("--dtype", default="float32", choices=DTYPES)
     single.add_argument("--data", choices=REGIMES, default="normal")
+    single.add_argument("--strided", action="store_true",
+                        help="pass the case's arrays as non-contiguous views")
     single.add_argument("--invalid", help="an invalid call as JSON (from a repro line)")
     single.add_argument("--property", choices=sorted(PROPERTIES))
     args = p.parse_args(argv)
     unknown = set(args.checks.split(",")) - set(CHECKS)
     if unknown:
         p.error(f"unknown checks {sorted(unknown)}; choose from {', '.join(CHECKS)}")
+    if args.strided and not args.case:
+        p.error("--strided applies to a --case")
     if args.replay_only and args.no_db:
         p.error("--replay-only replays the example database, which --no-db turns off")
     args.memory_cap = (int(args.memory_cap * 2**30) if args.memory_cap
@@ -114,7 +118,8 @@ def run_single(args: argparse.Namespace, backend: str) -> list[Record]:
     with Worker(backend, threads=args.threads, timeout_s=args.timeout,
                 memory_cap=args.memory_cap) as worker:
         if args.spec:
-            records = [run_case(worker, Case(args.spec, args.dtype, args.data, args.seed, check="repro"))]
+            records = [run_case(worker, Case(args.spec, args.dtype, args.data, args.seed, check="repro",
+                                                  strided=args.strided))]
         elif args.invalid:
             records = [run_invalid(worker, args.invalid)]
         else:

@@ -21,14 +21,16 @@ class Case:
     data: str = "normal"
     seed: int = 0
     check: str = "generated"  # which check produced it (report grouping)
+    strided: bool = False  # the backend gets non-contiguous views (runtime.data.strided_view)
 
     @property
     def id(self) -> str:
-        return f"{self.spec.descriptor}:{self.dtype}:{self.data}:{self.seed}"
+        return f"{self.spec.descriptor}:{self.dtype}:{self.data}:{self.seed}" + ":strided" * self.strided
 
     def repro(self, backend: str) -> str:
         return (f"python -m conformance --backend {shlex.quote(backend)} --case "
-                f"'{self.spec.descriptor}' --dtype {self.dtype} --data {self.data} --seed {self.seed}")
+                f"'{self.spec.descriptor}' --dtype {self.dtype} --data {self.data} --seed {self.seed}"
+                + " --strided" * self.strided)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@ VERIFICATION.md §4b: what lets a run reach every bug region on every seed, and 
 
 Each case falls in one class per factor: per spatial axis its output extent, stride, kernel,
 dilation and total "same" padding (0, odd, even, or negative and clamped to 0); then batch, input
-channels, groups, layout, bias, activation and dtype. `covering_cases` picks, deterministically,
+channels, groups, layout (channels_last, channels_first, or either as non-contiguous views), bias,
+activation and dtype. `covering_cases` picks, deterministically,
 a small set of valid cases that holds every pair of classes (and every triple of two
 innermost-axis classes with the batch class) that any valid case can hold; it runs as the
 "covering" check in every profile.
@@ -61,8 +62,8 @@ def _groups_class(groups: int, channels: int, filters: int) -> str:
     return "2" if groups == 2 else "other grouped"
 
 
-def classes(spec: Conv3DSpec, dtype: str) -> dict[str, str]:
-    """factor -> class of one case."""
+def classes(spec: Conv3DSpec, dtype: str, strided: bool = False) -> dict[str, str]:
+    """factor -> class of one case (`strided`: its arrays reach the backend as non-contiguous views)."""
     found: dict[str, str] = {}
     for a, n, k, s, d in zip(AXES, spec.in_spatial, spec.kernel_size, spec.strides, spec.dilation_rate):
         found |= dict(zip((f"{a}_{f}" for f in AXIS_FACTORS), _axis_classes(n, k, s, d, spec.padding)))
@@ -70,7 +71,8 @@ def classes(spec: Conv3DSpec, dtype: str) -> dict[str, str]:
     return found | dict(
         batch="1" if b == 1 else "2" if b == 2 else "odd >2" if b % 2 else "even >2",
         channels="1" if c == 1 else "multiple of 8" if c % 8 == 0 else "tail >8" if c > 8 else "2-7",
-        groups=_groups_class(spec.groups, c, spec.filters), layout=spec.data_format,
+        groups=_groups_class(spec.groups, c, spec.filters),
+        layout="non-contiguous" if strided else spec.data_format,
         bias="bias" if spec.use_bias else "no bias", activation=_activation_class(spec.activation),
         dtype=dtype)
 
@@ -122,6 +124,7 @@ def _candidate(rng: random.Random, axis_table: dict, dtypes: tuple[str, ...],
     activation = rng.choice(ACTIVATION_CLASSES[rng.choice(list(ACTIVATION_CLASSES))])
     batch = rng.choice((1, 2, 3, 5))
     data_format = rng.choice(formats)
+    strided = rng.random() < 1 / (len(formats) + 1)  # as likely as each contiguous layout
     sizes = tuple(a[0] for a in axes)
     shape = (batch, *sizes, channels) if data_format == "channels_last" else (batch, channels, *sizes)
     spec = Conv3DSpec(filters=filters, kernel_size=tuple(a[1] for a in axes), input_shape=shape,
@@ -131,7 +134,7 @@ def _candidate(rng: random.Random, axis_table: dict, dtypes: tuple[str, ...],
     if activation == "glu" or spec.flops // 2 > MAX_COVERING_MACS:
         return None
     data = "exact" if _activation_class(activation) in ("none", "exact ops") else "normal"
-    return Case(spec, rng.choice(dtypes), data, rng.randrange(2**31), check="covering")
+    return Case(spec, rng.choice(dtypes), data, rng.randrange(2**31), check="covering", strided=strided)
 
 
 @functools.lru_cache(maxsize=16)
@@ -141,7 +144,7 @@ def _covering(dtypes: tuple[str, ...], formats: tuple[str, ...], groups_ok: bool
     axis_table = _axis_choices()
     pool = [c for c in (_candidate(rng, axis_table, dtypes, formats, groups_ok, dilation_ok)
                         for _ in range(POOL_SIZE)) if c is not None]
-    holds = [combinations_of(classes(c.spec, c.dtype)) for c in pool]
+    holds = [combinations_of(classes(c.spec, c.dtype, c.strided)) for c in pool]
     reachable = frozenset().union(*holds)
     # lazy greedy set cover: a candidate's gain only shrinks, so a stale gain is an upper bound
     uncovered, chosen = set(reachable), []

@@ -26,7 +26,8 @@ def case_record(backend: str, case: Case | InvalidCase, status: Status, message:
     if deviation:
         status, message = Status.KNOWN_FAIL, f"known deviation: {deviation.reason} [{status}: {message}]"
     if isinstance(case, Case):
-        extra = dict(descriptor=case.spec.descriptor, data=case.data, seed=case.seed) | extra
+        extra = dict(descriptor=case.spec.descriptor, data=case.data, seed=case.seed,
+                     strided=case.strided) | extra
     else:
         extra = dict(data="invalid", rule=case.rule) | extra
     return Record(backend=backend, check=case.check, case=case.id, status=status, message=message,
@@ -71,7 +72,8 @@ def run_case(worker: Worker, case: Case, repeats: int = 2) -> Record:
     precision = caps.precision(case.dtype)
     x, kernel, bias = make_arrays(case.spec, case.dtype, case.data, case.seed, precision)
     ev = evaluate(x, kernel, bias, **case.spec.conv_kwargs())
-    outcome = worker.call(x, kernel, bias, case.spec.conv_kwargs(), repeats=repeats)
+    outcome = worker.call(x, kernel, bias, case.spec.conv_kwargs(), repeats=repeats,
+                          strided=case.strided)
     if outcome.kind == "crashed":
         return case_record(worker.name, case, Status.CRASHED, outcome.message, seconds=outcome.seconds)
     if outcome.kind == "raised":

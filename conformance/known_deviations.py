@@ -120,7 +120,7 @@ def _clamped_same_padding(case) -> bool:
     """'same' where an axis' total padding is negative and clamped to 0 (coverage's pad class)."""
     if not _valid(case):
         return False
-    cls = classes(case.spec, case.dtype)
+    cls = classes(case.spec, case.dtype, case.strided)
     return any(cls[f"{axis}_pad"] == "clamped" for axis in AXES)
 
 

@@ -47,6 +47,12 @@ def _features(descriptor: str) -> dict:
         data_format=spec.data_format, activation_kind=_activation_kind(spec.activation))
 
 
+def _strided(df: pd.DataFrame) -> pd.Series:
+    """Whether each row's inputs were non-contiguous (tables from before the column: no)."""
+    column = df["strided"] if "strided" in df else pd.Series(False, index=df.index)
+    return column.fillna(False).astype(bool)
+
+
 def feature_matrix(df: pd.DataFrame) -> pd.DataFrame:
     """backend x feature value -> 'pass/fail/unsupported' counts, plus special/invalid/determinism."""
     cells: dict[tuple, dict] = {}
@@ -55,7 +61,9 @@ def feature_matrix(df: pd.DataFrame) -> pd.DataFrame:
                       axis=1)
     groups = [(f"{feature}={value}", part) for feature in FEATURES if feature in valid
               for value, part in valid.groupby(feature, dropna=True)]
+    strided = _strided(valid)
     groups += [("special values", valid[valid["data"].isin(["special", "large", "subnormal"])]),
+               ("non-contiguous inputs", valid[strided]),
                ("invalid configs", df[df["check"] == "invalid"]),
                ("properties", df[df["check"] == "property"])]
     for label, part in groups:
@@ -81,7 +89,8 @@ def _ran_cases(df: pd.DataFrame) -> pd.DataFrame:
     ran = df[~df["check"].isin(["invalid", "property"]) & df["descriptor"].fillna("").ne("")
              & (df["status"] != Status.UNSUPPORTED)]
     specs = [Conv3DSpec.from_descriptor(d) for d in ran["descriptor"]]
-    return ran.assign(classes=[coverage.classes(s, t) for s, t in zip(specs, ran["dtype"])],
+    return ran.assign(classes=[coverage.classes(s, t, v)
+                               for s, t, v in zip(specs, ran["dtype"], _strided(ran))],
                       regions=[coverage.regions(s) for s in specs],
                       passed=ran["status"].isin(VERIFIED_VALUES))
 

@@ -71,6 +71,15 @@ def _place_specials(rng: np.random.Generator, x: np.ndarray, w: np.ndarray, b: n
         array[rng.choice(array.size, size=max(1, array.size // 8), replace=False)] = -0.0
 
 
+def strided_view(a: np.ndarray) -> np.ndarray:
+    """The values of `a` as a non-contiguous view: every other element of a buffer twice as long on
+    the last axis, whose gaps hold NaN, so a backend that ignores strides reads NaN."""
+    buffer = np.full((*a.shape[:-1], 2 * a.shape[-1]), np.nan, dtype=a.dtype)
+    view = buffer[..., ::2]
+    view[...] = a
+    return view
+
+
 def make_arrays(spec: Conv3DSpec, dtype: str, regime: str, seed: int,
                 precision: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(x, kernel, bias) in `dtype`; `precision` (default dtype) sizes the exact regime."""

@@ -85,6 +85,7 @@ class Record:
     descriptor: str = ""  # a Conv3DSpec descriptor; a property's problem label; "" for invalid calls
     data: str = ""  # data regime
     seed: int | None = None
+    strided: bool = False  # the inputs were non-contiguous views
     rule: str = ""  # the SPEC.md rule an invalid call breaks
     precision: str = ""  # the compute precision the bound assumed
     max_ratio: float | None = None  # worst error / bound

@@ -96,6 +96,11 @@ def _serve(conn, backend_name: str, threads: int | None, parent: int) -> None:
                 outputs = time_call(backend, x, kernel, bias, args, **options)
                 changed: list[str] = []
             else:
+                if options.get("strided"):
+                    from runtime.data import strided_view
+
+                    x, kernel, bias = (strided_view(a) if isinstance(a, np.ndarray) else a
+                                       for a in (x, kernel, bias))
                 inputs = {n: a for n, a in (("x", x), ("kernel", kernel), ("bias", bias))
                           if isinstance(a, np.ndarray)}
                 pristine = {n: a.tobytes() for n, a in inputs.items()}
@@ -190,9 +195,11 @@ class Worker:
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
-    def call(self, x, kernel, bias, args: dict, repeats: int = 2) -> Outcome:
-        """Run prepare + `repeats` runs on the worker; never raises for backend misbehaviour."""
-        return self._request("conv", x, kernel, bias, args, dict(repeats=repeats))
+    def call(self, x, kernel, bias, args: dict, repeats: int = 2, strided: bool = False) -> Outcome:
+        """Run prepare + `repeats` runs on the worker; never raises for backend misbehaviour.
+        `strided`: the backend gets the arrays as non-contiguous views (pickling makes them
+        contiguous, so the worker makes the views)."""
+        return self._request("conv", x, kernel, bias, args, dict(repeats=repeats, strided=strided))
 
     def bench(self, x, kernel, bias, args: dict, **options) -> Outcome:
         """Time the call in the worker (runtime.timing.time_call); outputs[0] is its result dict."""

@@ -26,6 +26,13 @@ def exact_float32(x, kernel, bias=None, **args):
     return reference_conv3d(x, kernel, bias, **args).astype(np.asarray(x).dtype)
 
 
+def contiguous_only(x, kernel, bias=None, **args):
+    """Refuses non-contiguous arrays, as a C extension might."""
+    if not all(a.flags.c_contiguous for a in (x, kernel, bias) if a is not None):
+        raise ValueError("needs C-contiguous arrays")
+    return exact_float32(x, kernel, bias, **args)
+
+
 def returns_none(x, kernel, bias=None, **args):
     return None
 

@@ -1,6 +1,9 @@
 """The covering array holds every reachable combination of parameter classes, region mutants are
 caught by it on any seed, and the report shows coverage with its holes."""
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
 from conformance.coverage import (
@@ -12,10 +15,12 @@ from conformance.coverage import (
     regions,
 )
 from conformance.engine import Job, run_check
+from conformance.execute import run_case
 from conformance.mutants.zoo import (
     ChannelTailBeyondVector,
     DepthwiseMultiplierTransposed,
     GroupsHalfChannelsSwapped,
+    IgnoresStrides,
     InnermostExtentOneStrided,
     LastPartialWBlockStale,
     OddBatchChannelsFirst,
@@ -23,23 +28,26 @@ from conformance.mutants.zoo import (
 )
 from conformance.report import Coverage
 from reference.spec import Conv3DSpec
-from runtime.records import Record, Status
+from runtime.data import strided_view
+from runtime.records import VERIFIED, Record, Status
 from runtime.tables import frame
+from runtime.worker import Worker
 
 REGION_MUTANTS = (InnermostExtentOneStrided, OddBatchChannelsFirst, ChannelTailBeyondVector,
                   LastPartialWBlockStale, DepthwiseMultiplierTransposed, GroupsHalfChannelsSwapped,
-                  StridedOddSameOnHFirst)
+                  StridedOddSameOnHFirst, IgnoresStrides)
 
 
 def test_covering_array_holds_every_reachable_combination_and_is_small():
     cases = covering_cases()
-    held = set().union(*(combinations_of(classes(c.spec, c.dtype)) for c in cases))
+    held = set().union(*(combinations_of(classes(c.spec, c.dtype, c.strided)) for c in cases))
     reachable = reachable_combinations()
     assert held == reachable
     assert len(reachable) > 2000 and len(cases) <= 80
     assert sum(c.spec.flops // 2 for c in cases) < 5_000_000  # a few ms of reference time
     every_class = {(c[0], c[1]) for c in reachable if len(c) == 4}
     assert len({f for f, _ in every_class}) == len(FACTORS) - 1  # the last factor only pairs right
+    assert ("layout", "non-contiguous") in every_class
     assert [c.id for c in covering_cases()] == [c.id for c in cases]  # deterministic
 
 
@@ -76,9 +84,21 @@ def test_unmutated_base_passes_the_covering_check():
 def test_report_shows_classes_regions_and_holes():
     case = covering_cases()[0]
     rows = [Record(backend="b", check="covering", case=case.id, status=Status.PASS,
-                   descriptor=case.spec.descriptor, dtype=case.dtype)]
+                   descriptor=case.spec.descriptor, dtype=case.dtype, strided=case.strided)]
     cover = Coverage.of(frame(rows), {"backend_info": [{"name": "b", "dtypes": ["float32", "float64"]}]})
     assert (cover.classes["b"] == "0/0").any() and (cover.classes["b"] == "1/1").any()
     assert len(cover.holes["b"]) == len(reachable_combinations()) - len(
-        combinations_of(classes(case.spec, case.dtype)))
+        combinations_of(classes(case.spec, case.dtype, case.strided)))
     assert "Coverage holes" in "\n".join(cover.markdown())
+
+
+def test_strided_cases_reach_the_backend_as_non_contiguous_views():
+    """The worker makes the views (pickling would make them contiguous); the values are the same."""
+    view = strided_view(np.arange(24.0).reshape(2, 3, 4))
+    assert not view.flags.c_contiguous and (view == np.arange(24.0).reshape(2, 3, 4)).all()
+    case = next(c for c in covering_cases() if c.dtype == "float32")
+    with Worker("tests.backends_for_tests:contiguous_only", timeout_s=30) as worker:
+        assert run_case(worker, replace(case, strided=False)).status in VERIFIED
+        record = run_case(worker, replace(case, strided=True))
+    assert record.status == Status.REJECTED_VALID and record.strided
+    assert record.case.endswith(":strided") and record.repro.endswith(" --strided")

@@ -515,6 +515,18 @@ class StridedOddSameOnHFirst(Mutant):
         return super().conv(spec, x, kernel, bias)
 
 
+class IgnoresStrides(Mutant):
+    """Reads x's buffer as if it were C-contiguous (a C extension handed `a.data` without its
+    strides); right on every contiguous input. Exposed by the non-contiguous layout class."""
+
+    bug_class = "region: strides ignored (non-contiguous input read as contiguous)"
+
+    def _prepare(self, spec, x, kernel, bias):
+        contiguous = tuple(x.itemsize * int(np.prod(x.shape[i + 1:])) for i in range(x.ndim))
+        raw = np.lib.stride_tricks.as_strided(x, x.shape, contiguous)
+        return super()._prepare(spec, raw, kernel, bias)
+
+
 ZOO: tuple[type[Mutant], ...] = (
     FlippedKernel, SameOddCellFirst, SymmetricSameIgnoringStride, SameNegativePadding,
     DilationIgnoredOnW, DilationAsInputStride, StrideOnWrongAxis, GroupsInterleaved,
@@ -524,5 +536,5 @@ ZOO: tuple[type[Mutant], ...] = (
     UninitialisedBorder, AcceptsStrideWithDilation, RejectsKernelLargerThanInput, LastBitNoise,
     OddBatchTailStale, InnermostExtentOneStrided, OddBatchChannelsFirst, ChannelTailBeyondVector,
     LastPartialWBlockStale, DepthwiseMultiplierTransposed, GroupsHalfChannelsSwapped,
-    StridedOddSameOnHFirst,
+    StridedOddSameOnHFirst, IgnoresStrides,
 )
