@@ -16,12 +16,13 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import types
 
 import numpy as np
 
 ENGINE_VARIABLE = "CONV3D_REFERENCE_ENGINE"
 
-prange = range  # numba.prange once the compiled engine is used: parallel over output rows
+prange = range  # numba.prange in the compiled engine: parallel over output rows
 _SPLITTER = 134217729.0  # 2^27 + 1, Veltkamp's constant for float64
 
 
@@ -99,6 +100,87 @@ def accumulate(xpad: np.ndarray, wt: np.ndarray, bias: np.ndarray, strides: tupl
                     abs_sum[n, od, oh, ow, f] = magnitude
 
 
+def _product(xv: float, wv: float, exact: bool) -> tuple[float, float]:
+    """xv*wv and its rounding error (Dekker's TwoProduct without FMA; 0 when known exact)."""
+    p = xv * wv
+    if exact:
+        return p, 0.0
+    t = _SPLITTER * xv
+    x_hi = t - (t - xv)
+    x_lo = xv - x_hi
+    t = _SPLITTER * wv
+    w_hi = t - (t - wv)
+    w_lo = wv - w_hi
+    p_err = x_lo * w_lo - (((p - x_hi * w_hi) - x_lo * w_hi) - x_hi * w_lo)
+    return p, p_err if math.isfinite(p_err) else 0.0
+
+
+def _add_term(total: float, compensation: float, special: float, magnitude: float, p: float,
+              p_err: float) -> tuple[float, float, float, float]:
+    """One step of `accumulate`'s compensated sum, as a function: a non-finite term or partial
+    sum goes to `special`, a finite one into (total, compensation) by Knuth's TwoSum."""
+    if not math.isfinite(p):
+        return total, compensation, special + p, magnitude
+    s = total + p
+    if not math.isfinite(s):
+        return total, compensation, special + s, magnitude
+    z = s - total
+    return s, compensation + (((total - (s - z)) + (p - z)) + p_err), special, magnitude + abs(p)
+
+
+def accumulate_input_grad(dz: np.ndarray, wt: np.ndarray, pads: tuple, strides: tuple,
+                          dilation: tuple, groups: int, exact_products: bool,
+                          out: np.ndarray, abs_sum: np.ndarray) -> None:
+    """out[n,i,j,l,ch] = sum dz[n,od,oh,ow,f] * wt[f,a,b,c,ch - g*Cg] over the taps (a, b, c) and
+    output positions with od*sd + a*dd = i + pad_d (and so on per axis), f in ch's group g.
+
+    dz: (N, Dout, Hout, Wout, F) channels last; wt: (F, kd, kh, kw, Cg); pads: the "before"
+    padding per axis; out, abs_sum: (N, D, H, W, C). Padding cells receive nothing; an input cell
+    no output reads gets exactly 0. Same compensated sum as `accumulate`.
+    """
+    n_batch, d_in, h_in, w_in, channels = out.shape
+    d_out, h_out, w_out, filters = dz.shape[1:]
+    kd, kh, kw, cg = wt.shape[1:]
+    fg = filters // groups
+    pd, ph, pw = pads
+    sd, sh, sw = strides
+    dd, dh, dw = dilation
+    for nd in prange(n_batch * d_in):
+        n = nd // d_in
+        i = nd % d_in
+        for j in range(h_in):
+            for l in range(w_in):
+                for ch in range(channels):
+                    g = ch // cg
+                    ci = ch - g * cg
+                    total = 0.0
+                    compensation = 0.0
+                    special = 0.0
+                    magnitude = 0.0
+                    for a in range(kd):
+                        td = i + pd - a * dd
+                        if td < 0 or td % sd != 0 or td // sd >= d_out:
+                            continue
+                        for b in range(kh):
+                            th = j + ph - b * dh
+                            if th < 0 or th % sh != 0 or th // sh >= h_out:
+                                continue
+                            for c in range(kw):
+                                tw = l + pw - c * dw
+                                if tw < 0 or tw % sw != 0 or tw // sw >= w_out:
+                                    continue
+                                for f in range(g * fg, (g + 1) * fg):
+                                    p, p_err = _product(dz[n, td // sd, th // sh, tw // sw, f],
+                                                        wt[f, a, b, c, ci], exact_products)
+                                    total, compensation, special, magnitude = _add_term(
+                                        total, compensation, special, magnitude, p, p_err)
+                    out[n, i, j, l, ch] = (total + compensation) + special
+                    abs_sum[n, i, j, l, ch] = magnitude
+
+
+HELPERS = ("_product", "_add_term")  # called by the loops: compiled with them
+
+
 def engine() -> str:
     """'numba' or 'python': which implementation `run_accumulate` uses now."""
     wanted = os.environ.get(ENGINE_VARIABLE, "auto").lower()
@@ -110,17 +192,28 @@ def engine() -> str:
     return "numba" if installed and wanted != "python" else "python"
 
 
-_compiled = None
+_compiled: dict = {}
+
+
+def _compile(fn):
+    """`fn` compiled by numba, its helpers and prange resolved to compiled ones (no fast-math)."""
+    import numba
+
+    scope = dict(globals(), prange=numba.prange)
+    scope |= {name: numba.njit(cache=True)(globals()[name]) for name in HELPERS}
+    return numba.njit(parallel=True, cache=True)(
+        types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__))
+
+
+def run(fn, *args) -> None:
+    """Call one of the loops above through the selected engine (compiled once on first use)."""
+    if engine() == "python":
+        return fn(*args)
+    if fn.__name__ not in _compiled:
+        _compiled[fn.__name__] = _compile(fn)
+    return _compiled[fn.__name__](*args)
 
 
 def run_accumulate(*args) -> None:
-    """Call `accumulate` through the selected engine (compiling it once on first numba use)."""
-    global _compiled, prange
-    if engine() == "python":
-        return accumulate(*args)
-    if _compiled is None:
-        import numba
-
-        prange = numba.prange  # a global: numba reads it when it compiles
-        _compiled = numba.njit(parallel=True, cache=True)(accumulate)
-    return _compiled(*args)
+    """`accumulate` through the selected engine."""
+    return run(accumulate, *args)
