@@ -20,6 +20,7 @@ class Capabilities:
     whether subnormal inputs or results may become zero (XLA and oneDNN CPU code do this).
     host_memory_traced: its workspace is allocated through Python's allocators (NumPy), so
     tracemalloc measures its peak extra memory; framework allocators are invisible to it.
+    directions: "forward" (conv3d) and/or "backward" (conv3d_grad).
     """
 
     dtypes: tuple[str, ...] = ("float32", "float64")
@@ -32,12 +33,15 @@ class Capabilities:
     unsupported_activations: tuple[str, ...] = ()
     host_memory_traced: bool = False
     notes: tuple[str, ...] = ()
+    directions: tuple[str, ...] = ("forward",)
 
     def precision(self, dtype: str) -> str:
         return self.compute_precision.get(dtype, dtype)
 
-    def unsupported(self, spec: Conv3DSpec, dtype: str) -> str | None:
-        """Why this backend declines (spec, dtype), or None when it claims support."""
+    def unsupported(self, spec: Conv3DSpec, dtype: str, direction: str = "forward") -> str | None:
+        """Why this backend declines (spec, dtype) in `direction`, or None when it claims support."""
+        if direction not in self.directions:
+            return f"the {direction} direction is not supported (supports {', '.join(self.directions)})"
         if dtype not in self.dtypes:
             return f"dtype {dtype} not supported (supports {', '.join(self.dtypes)})"
         if spec.data_format not in self.data_formats:
@@ -106,6 +110,30 @@ class Backend:
                  bias: np.ndarray | None) -> Prepared:
         raise NotImplementedError
 
+    def prepare_grad(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
+                     dy: np.ndarray, **conv_args) -> Prepared:
+        """The backward call: its run() gives the native (dx, dkernel, dbias), to_numpy a tuple
+        of arrays (dbias None without bias). Validates like `prepare`, and dy's shape."""
+        spec = spec_for_arrays(np.shape(x), np.shape(kernel), bias is not None, **conv_args)
+        x, kernel, dy = check_floating("x", x), check_floating("kernel", kernel), check_floating("dy", dy)
+        if bias is not None:
+            bias = check_floating("bias", bias)
+            check_bias_shape(np.shape(bias), spec.filters)
+        check_cotangent_shape(dy.shape, spec)
+        return self._prepare_grad(spec, x, kernel, bias, dy)
+
+    def _prepare_grad(self, spec: Conv3DSpec, x: np.ndarray, kernel: np.ndarray,
+                      bias: np.ndarray | None, dy: np.ndarray) -> Prepared:
+        raise NotImplementedError(f"backend {self.name} has no backward pass")
+
+    def conv3d_grad(self, x, kernel, bias, dy, *, strides=1, padding="valid",
+                    data_format="channels_last", dilation_rate=1, groups=1, activation=None):
+        """Same signature and semantics as `reference.conv3d_grad`; arrays of x's dtype."""
+        prepared = self.prepare_grad(x, kernel, bias, dy, strides=strides, padding=padding,
+                                     data_format=data_format, dilation_rate=dilation_rate,
+                                     groups=groups, activation=activation)
+        return prepared.to_numpy(prepared.run())
+
     def conv3d(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None, *,
                strides=1, padding="valid", data_format="channels_last", dilation_rate=1,
                groups=1, activation=None) -> np.ndarray:
@@ -119,14 +147,31 @@ class Backend:
         return f"<backend {self.name}: {self.availability()}>"
 
 
+def check_cotangent_shape(shape: tuple[int, ...], spec: Conv3DSpec) -> None:
+    if tuple(shape) != spec.output_shape:
+        raise ValueError(f"dy must have the output's shape {spec.output_shape}; received {tuple(shape)}")
+
+
+def grad_arrays(grads: object) -> object:
+    """A backward result as (dx, dkernel, dbias) NumPy arrays (dbias may be None); anything but
+    a triple is passed on as it is, for the judge to name."""
+    if not isinstance(grads, (tuple, list)) or len(grads) != 3:
+        return grads
+    return tuple(None if g is None else np.ascontiguousarray(np.asarray(g)) for g in grads)
+
+
 class FunctionBackend(Backend):
-    """A plain function with the reference's signature, seen as a backend with default capabilities."""
+    """A plain function seen as a backend with default capabilities: `conv3d`'s signature, or
+    with direction "backward" `conv3d_grad`'s."""
 
     def __init__(self, fn: Callable, name: str | None = None,
-                 capabilities: Capabilities | None = None) -> None:
+                 capabilities: Capabilities | None = None, direction: str = "forward") -> None:
         self.fn = fn
         self.name = name or f"{fn.__module__}:{fn.__qualname__}"
-        self.capabilities = capabilities or Capabilities()
+        self.capabilities = capabilities or Capabilities(directions=(direction,))
 
     def prepare(self, x, kernel, bias=None, **conv_args) -> Prepared:
         return Prepared(run=lambda: self.fn(x, kernel, bias, **conv_args))
+
+    def prepare_grad(self, x, kernel, bias, dy, **conv_args) -> Prepared:
+        return Prepared(run=lambda: self.fn(x, kernel, bias, dy, **conv_args), to_numpy=grad_arrays)

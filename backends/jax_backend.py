@@ -47,7 +47,7 @@ class JaxBackend(Backend):
 
     name = "jax"
     capabilities = Capabilities(
-        dtypes=("float32", "float64"), flushes_subnormals=True,
+        dtypes=("float32", "float64"), flushes_subnormals=True, directions=("forward", "backward"),
         notes=("precision=HIGHEST for float32", "float64 via jax_enable_x64 in the worker process",
                "XLA flushes subnormals to zero on the CPU"))
 
@@ -56,15 +56,11 @@ class JaxBackend(Backend):
             return Availability(False, "jax is not installed")
         return Availability(True)
 
-    def _prepare(self, spec, x, kernel, bias) -> Prepared:
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
+    def _forward(self, jax, spec):
         fmt = "NDHWC" if spec.channels_last else "NCDHW"
         act = jax_activation(spec.activation, jax)
         bias_shape = (-1,) if spec.channels_last else (-1, 1, 1, 1)
 
-        @jax.jit
         def conv(inp, w, b):
             y = jax.lax.conv_general_dilated(
                 inp, w, window_strides=spec.strides, padding=list(spec.pads),
@@ -74,7 +70,30 @@ class JaxBackend(Backend):
                 y = y + b.reshape(bias_shape)
             return act(y)
 
+        return conv
+
+    def _prepare(self, spec, x, kernel, bias) -> Prepared:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        conv = jax.jit(self._forward(jax, spec))
         args = [jax.device_put(a) if a is not None else None for a in (x, kernel, bias)]
         # JAX dispatches asynchronously: a run ends when its result is ready
         return Prepared(run=lambda: conv(*args).block_until_ready(),
                         to_numpy=lambda y: np.ascontiguousarray(np.asarray(y)))
+
+    def _prepare_grad(self, spec, x, kernel, bias, dy) -> Prepared:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        conv = self._forward(jax, spec)
+
+        @jax.jit
+        def grad(inp, w, b, cotangent):
+            _, pullback = jax.vjp(conv, inp, w, b)
+            return pullback(cotangent)
+
+        args = [jax.device_put(a) if a is not None else None for a in (x, kernel, bias, dy)]
+        return Prepared(run=lambda: jax.block_until_ready(grad(*args)),
+                        to_numpy=lambda g: tuple(None if t is None else np.ascontiguousarray(
+                            np.asarray(t)) for t in g))

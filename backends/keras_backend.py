@@ -58,7 +58,8 @@ class KerasBackend(Backend):
                 pass
         super().set_threads(threads)
 
-    def prepare(self, x, kernel, bias=None, **conv_args) -> Prepared:
+    def _layer(self, x, kernel, bias, conv_args: dict):
+        """A built keras.layers.Conv3D holding `kernel` and `bias`, and x as a backend tensor."""
         keras = self._keras()
         x, kernel = check_floating("x", x), check_floating("kernel", kernel)
         if kernel.ndim != 5:
@@ -73,7 +74,10 @@ class KerasBackend(Backend):
         layer.kernel.assign(kernel)
         if bias is not None:
             layer.bias.assign(check_floating("bias", bias))
-        inputs = keras.ops.convert_to_tensor(x)
+        return keras, layer, keras.ops.convert_to_tensor(x)
+
+    def prepare(self, x, kernel, bias=None, **conv_args) -> Prepared:
+        keras, layer, inputs = self._layer(x, kernel, bias, conv_args)
 
         def run():
             y = layer(inputs)
@@ -82,24 +86,87 @@ class KerasBackend(Backend):
         return Prepared(run=run,
                         to_numpy=lambda y: np.ascontiguousarray(keras.ops.convert_to_numpy(y)))
 
+    def prepare_grad(self, x, kernel, bias, dy, **conv_args) -> Prepared:
+        """The layer differentiated by its Keras backend's own autodiff, with respect to the
+        input, the kernel variable and the bias variable."""
+        keras, layer, inputs = self._layer(x, kernel, bias, conv_args)
+        dy = check_floating("dy", dy)
+        expected = tuple(layer.compute_output_shape(tuple(np.shape(x))))
+        if dy.shape != expected:
+            raise ValueError(f"dy must have the output's shape {expected}; received {dy.shape}")
+        cotangent = keras.ops.convert_to_tensor(dy)
+        grad = self._grad_function(layer, inputs, cotangent)
+
+        def to_numpy(grads):
+            arrays = [np.ascontiguousarray(keras.ops.convert_to_numpy(g)) for g in grads]
+            return (*arrays[:2], arrays[2] if bias is not None else None)
+
+        return Prepared(run=grad, to_numpy=to_numpy)
+
+    def _grad_function(self, layer, inputs, cotangent):
+        raise NotImplementedError
+
 
 class KerasTensorFlow(KerasBackend):
     name = "keras-tensorflow"
     keras_backend = framework = "tensorflow"
     capabilities = Capabilities(
-        dtypes=("float32", "float64"), flushes_subnormals=True,
-        notes=("Keras routes grouped and channels_first convolution through XLA on the CPU",))
+        dtypes=("float32", "float64"), flushes_subnormals=True, directions=("forward", "backward"),
+        notes=("Keras routes grouped and channels_first convolution through XLA on the CPU",
+               "backward: tf.GradientTape"))
+
+    def _grad_function(self, layer, inputs, cotangent):
+        import tensorflow as tf
+
+        def grad():
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                y = layer(inputs)
+            return tape.gradient(y, [inputs, *layer.trainable_variables], output_gradients=cotangent)
+
+        return grad
 
 
 class KerasTorch(KerasBackend):
     name = "keras-torch"
     keras_backend = framework = "torch"
-    capabilities = Capabilities(dtypes=("float32", "float64"))
+    capabilities = Capabilities(dtypes=("float32", "float64"), directions=("forward", "backward"),
+                                notes=("backward: torch.autograd",))
+
+    def _grad_function(self, layer, inputs, cotangent):
+        import torch
+
+        def grad():
+            leaf = inputs.detach().requires_grad_(True)
+            y = layer(leaf)
+            return torch.autograd.grad(y, [leaf, *(v.value for v in layer.trainable_variables)],
+                                       grad_outputs=cotangent)
+
+        return grad
 
 
 class KerasJax(KerasBackend):
     name = "keras-jax"
     keras_backend = framework = "jax"
     capabilities = Capabilities(dtypes=("float32",), flushes_subnormals=True,
+                                directions=("forward", "backward"),
                                 notes=("float64 needs jax_enable_x64, which Keras does not set: "
-                                       "a float64 layer computes in float32",))
+                                       "a float64 layer computes in float32",
+                                       "backward: jax.vjp of the layer's stateless_call"))
+
+    def _grad_function(self, layer, inputs, cotangent):
+        import jax
+
+        trainable = [v.value for v in layer.trainable_variables]
+        frozen = [v.value for v in layer.non_trainable_variables]
+
+        @jax.jit
+        def vjp(x, variables, dy):
+            def call(x_, variables_):
+                return layer.stateless_call(variables_, frozen, x_)[0]
+
+            _, pullback = jax.vjp(call, x, variables)
+            dx, dvars = pullback(dy)
+            return [dx, *dvars]
+
+        return lambda: jax.block_until_ready(vjp(inputs, trainable, cotangent))

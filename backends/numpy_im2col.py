@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from backends import im2col
-from backends.base import Backend, Capabilities, Prepared
+from backends import im2col, im2col_grad
+from backends.base import Backend, Capabilities, Prepared, grad_arrays
 from backends.phases import phase
 from reference.activations import apply_activation
 from reference.spec import Conv3DSpec
@@ -29,8 +29,9 @@ class NumpyIm2col(Backend):
 
     name = "numpy-im2col"
     capabilities = Capabilities(
-        host_memory_traced=True,
-        notes=("im2col + NumPy GEMM (pointwise: one GEMM; depthwise: a multiply-add per tap)",
+        host_memory_traced=True, directions=("forward", "backward"),
+        notes=("backward: dz by the reference's act', dkernel = im2col^T dz, dx by col2im",
+               "im2col + NumPy GEMM (pointwise: one GEMM; depthwise: a multiply-add per tap)",
                "activations evaluated by the reference's NumPy definitions",
                f"workspace budget {DEFAULT_WORKSPACE_BYTES // 2**20} MiB by default"))
 
@@ -48,3 +49,19 @@ class NumpyIm2col(Backend):
             return epilogue(out, spec, dtype)
 
         return Prepared(run=run, to_numpy=np.ascontiguousarray)
+
+    def _prepare_grad(self, spec, x, kernel, bias, dy) -> Prepared:
+        dtype = x.dtype
+        x_cl = x if spec.channels_last else np.moveaxis(x, 1, -1)
+        kernel = np.asarray(kernel, dtype=dtype)
+        bias = None if bias is None else np.asarray(bias, dtype=dtype)
+        dy = np.asarray(dy, dtype=dtype)
+
+        def run():
+            dz = im2col_grad.pre_activation_cotangent(np, x_cl, kernel, bias, dy, spec,
+                                                      self.workspace_bytes)
+            dx, dkernel, dbias = im2col_grad.conv3d_grad_channels_last(np, x_cl, kernel, dz, spec)
+            dx = dx if spec.channels_last else np.moveaxis(dx, -1, 1)
+            return dx, dkernel, dbias if bias is not None else None
+
+        return Prepared(run=run, to_numpy=grad_arrays)

@@ -50,26 +50,28 @@ def _load_object(target: str) -> object:
     return obj
 
 
-def as_backend(obj: object, name: str) -> Backend:
-    """A Backend from a backend instance, a Backend subclass, or a conv3d-like function."""
+def as_backend(obj: object, name: str, function_direction: str = "forward") -> Backend:
+    """A Backend from a backend instance, a Backend subclass, or a plain function (a conv3d, or
+    with function_direction "backward" a conv3d_grad)."""
     if isinstance(obj, Backend):
         return obj
     if isinstance(obj, type) and issubclass(obj, Backend):
         return obj()
     if callable(obj):
-        return FunctionBackend(obj, name=name)
+        return FunctionBackend(obj, name=name, direction=function_direction)
     raise ValueError(f"{name!r} is neither a Backend, a Backend class, nor a function")
 
 
-def get_backend(name: str) -> Backend:
-    """The backend called `name`: a registered name, an entry point, or 'module:attr'."""
+def get_backend(name: str, function_direction: str = "forward") -> Backend:
+    """The backend called `name`: a registered name, an entry point, or 'module:attr'. A plain
+    function is taken as conv3d, or as conv3d_grad when function_direction is "backward"."""
     if name in BUILTIN:
         return as_backend(_load_object(BUILTIN[name]), name)
     points = _entry_points()
     if name in points:
-        return as_backend(_load_object(points[name]), name)
+        return as_backend(_load_object(points[name]), name, function_direction)
     if ":" in name:
-        return as_backend(_load_object(name), name)
+        return as_backend(_load_object(name), name, function_direction)
     raise ValueError(
         f"unknown backend {name!r}; known: {', '.join(registered_names())}, "
         "or give 'module:attr' for your own"

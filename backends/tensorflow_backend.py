@@ -57,7 +57,7 @@ class TensorFlowBackend(Backend):
 
     name = "tensorflow"
     capabilities = Capabilities(
-        dtypes=("float32", "float64"), flushes_subnormals=True,
+        dtypes=("float32", "float64"), flushes_subnormals=True, directions=("forward", "backward"),
         notes=("groups > 1 and channels_first run under XLA (tf.function(jit_compile=True)): TF has "
                "no CPU kernel for grouped 3-D convolution nor for NCDHW float64",
                "oneDNN and XLA flush subnormals to zero on the CPU"))
@@ -95,3 +95,32 @@ class TensorFlowBackend(Backend):
 
         compiled = tf.function(conv, jit_compile=spec.groups > 1 or not spec.channels_last)
         return Prepared(run=lambda: compiled(xt, wt), to_numpy=lambda y: np.ascontiguousarray(y.numpy()))
+
+    def _prepare_grad(self, spec, x, kernel, bias, dy) -> Prepared:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        fmt = "NDHWC" if spec.channels_last else "NCDHW"
+        act = tf_activation(spec.activation, tf)
+        sources = [tf.constant(a) for a in (x, kernel, bias) if a is not None]
+        dyt = tf.constant(dy)
+
+        def grad(cotangent, *tensors):
+            with tf.GradientTape() as tape:
+                tape.watch(tensors)
+                y = tf.nn.convolution(tensors[0], tensors[1], strides=spec.strides,
+                                      padding=spec.padding.upper(), dilations=spec.dilation_rate,
+                                      data_format=fmt)
+                if len(tensors) == 3:
+                    y = tf.nn.bias_add(y, tensors[2], data_format="NCHW" if fmt == "NCDHW" else None)
+                y = act(y)
+            return tape.gradient(y, list(tensors), output_gradients=cotangent)
+
+        compiled = tf.function(grad, jit_compile=spec.groups > 1 or not spec.channels_last)
+
+        def run():
+            grads = compiled(dyt, *sources)
+            return (*grads[:2], grads[2] if bias is not None else None)
+
+        return Prepared(run=run, to_numpy=lambda g: tuple(
+            None if t is None else np.ascontiguousarray(t.numpy()) for t in g))

@@ -55,7 +55,7 @@ class TorchBackend(Backend):
     device = "cpu"
     allow_tf32 = False
     capabilities = Capabilities(
-        dtypes=("float32", "float64"), devices=("cpu",),
+        dtypes=("float32", "float64"), devices=("cpu",), directions=("forward", "backward"),
         notes=("channels_last input runs in channels_last_3d memory format",
                "asymmetric 'same' padding by F.pad"))
 
@@ -73,33 +73,62 @@ class TorchBackend(Backend):
     def _configure(self, torch) -> None:
         """Device-specific switches (TF32) before each run."""
 
-    def _prepare(self, spec, x, kernel, bias) -> Prepared:
-        import torch
-
+    def _forward(self, torch, spec):
+        """y(x, kernel, bias) on tensors in the API layouts, for both directions."""
         F = torch.nn.functional
-        self._configure(torch)
-        device = torch.device(self.device)
-        xt = torch.from_numpy(np.ascontiguousarray(x)).to(device)
-        if spec.channels_last:
-            xt = xt.permute(0, 4, 1, 2, 3)  # NCDHW view with channels_last_3d strides
-        wt = torch.from_numpy(np.ascontiguousarray(kernel)).to(device).permute(4, 3, 0, 1, 2).contiguous()
-        bt = None if bias is None else torch.from_numpy(np.ascontiguousarray(bias)).to(device)
         symmetric = all(before == after for before, after in spec.pads)
         padding = tuple(before for before, _ in spec.pads) if symmetric else 0
         flat_pads = [p for before_after in reversed(spec.pads) for p in before_after]
         act = torch_activation(spec.activation, torch)
 
+        def forward(xt, kernel_t, bt):
+            if spec.channels_last:
+                xt = xt.permute(0, 4, 1, 2, 3)  # NCDHW view with channels_last_3d strides
+            inp = xt if symmetric else F.pad(xt, flat_pads)
+            y = F.conv3d(inp, kernel_t.permute(4, 3, 0, 1, 2), bt, stride=spec.strides,
+                         padding=padding, dilation=spec.dilation_rate, groups=spec.groups)
+            if spec.channels_last:
+                y = y.permute(0, 2, 3, 4, 1)
+            return act(y)
+
+        return forward
+
+    def _tensor(self, torch, array):
+        return None if array is None else torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+    def _prepare(self, spec, x, kernel, bias) -> Prepared:
+        import torch
+
+        self._configure(torch)
+        forward = self._forward(torch, spec)
+        xt, bt = self._tensor(torch, x), self._tensor(torch, bias)
+        # the kernel as (kd, kh, kw, Cg, F) over an OIDHW-contiguous copy: conv3d's permute is free
+        kt = self._tensor(torch, kernel).permute(4, 3, 0, 1, 2).contiguous().permute(2, 3, 4, 1, 0)
+
         def run():
             with torch.no_grad():
-                inp = xt if symmetric else F.pad(xt, flat_pads)
-                y = F.conv3d(inp, wt, bt, stride=spec.strides, padding=padding,
-                             dilation=spec.dilation_rate, groups=spec.groups)
-                if spec.channels_last:
-                    y = y.permute(0, 2, 3, 4, 1)
-                return act(y)
+                return forward(xt, kt, bt)
 
         return Prepared(run=run, to_numpy=lambda y: np.ascontiguousarray(y.cpu().numpy()),
                         synchronize=self._synchronize)
+
+    def _prepare_grad(self, spec, x, kernel, bias, dy) -> Prepared:
+        import torch
+
+        self._configure(torch)
+        forward = self._forward(torch, spec)
+        inputs = [self._tensor(torch, a) for a in (x, kernel, bias) if a is not None]
+        dyt = self._tensor(torch, dy)
+
+        def run():
+            leaves = [t.detach().requires_grad_(True) for t in inputs]
+            y = forward(leaves[0], leaves[1], leaves[2] if bias is not None else None)
+            grads = torch.autograd.grad(y, leaves, grad_outputs=dyt)
+            return (*grads[:2], grads[2] if bias is not None else None)
+
+        return Prepared(run=run, synchronize=self._synchronize,
+                        to_numpy=lambda g: tuple(None if t is None else np.ascontiguousarray(
+                            t.cpu().numpy()) for t in g))
 
     def _synchronize(self) -> None:
         """Nothing to wait for on the CPU."""
@@ -111,7 +140,7 @@ class TorchCudaBackend(TorchBackend):
     name = "torch-cuda"
     device = "cuda"
     capabilities = Capabilities(dtypes=("float32", "float64"), devices=("cuda",),
-                                notes=("cuDNN with TF32 off",))
+                                directions=("forward", "backward"), notes=("cuDNN with TF32 off",))
 
     def availability(self) -> Availability:
         base = super().availability()
@@ -139,5 +168,5 @@ class TorchCudaTF32Backend(TorchCudaBackend):
     name = "torch-cuda-tf32"
     allow_tf32 = True
     capabilities = Capabilities(dtypes=("float32",), devices=("cuda",),
-                                compute_precision={"float32": "tf32"},
+                                compute_precision={"float32": "tf32"}, directions=("forward", "backward"),
                                 notes=("cuDNN with TF32 on (PyTorch's default for convolutions)",))

@@ -104,8 +104,8 @@ def evaluate_grad(x, kernel, bias, dy, *, strides=1, padding="valid", data_forma
         raise ValueError(f"dy must have the output's shape {spec.output_shape}; received {dy64.shape}")
     cl = spec.channels_last
     dy_cl = _channels_last(dy64, cl)
-    z_cl = _channels_last(forward.pre_activation, cl)
-    dz = vjp(activation, z_cl, dy_cl)
+    # in the output's own layout: an axis activation acts on its last axis, as in the forward pass
+    dz = _channels_last(vjp(activation, forward.pre_activation, dy64), cl)
     x_cl = _channels_last(as_float64("x", x), cl)
     (dx, dk, db), (dx_abs, dk_abs, db_abs) = backward_sums(spec, x_cl, as_float64("kernel", kernel), dz)
     back = (lambda a: a) if cl else (lambda a: np.moveaxis(a, -1, 1))

@@ -67,7 +67,31 @@ class Outcome:
     changed_inputs: tuple[str, ...] = ()  # inputs the backend wrote into (ok calls only)
 
 
-def _serve(conn, backend_name: str, threads: int | None, parent: int) -> None:
+def _run_call(backend, kind: str, x, kernel, bias, args: dict, options: dict):
+    """What a conv or grad request returns: `repeats` outputs (grad: (dx, dkernel, dbias) tuples)
+    and the names of the inputs the backend wrote into."""
+    from backends.base import grad_arrays
+
+    dy = options.get("dy")
+    if options.get("strided"):
+        from runtime.data import strided_view
+
+        x, kernel, bias, dy = (strided_view(a) if isinstance(a, np.ndarray) else a
+                               for a in (x, kernel, bias, dy))
+    inputs = {n: a for n, a in (("x", x), ("kernel", kernel), ("bias", bias), ("dy", dy))
+              if isinstance(a, np.ndarray)}
+    pristine = {n: a.tobytes() for n, a in inputs.items()}
+    if kind == "grad":
+        prepared = backend.prepare_grad(x, kernel, bias, dy, **args)
+        outputs = [grad_arrays(prepared.to_numpy(prepared.run())) for _ in range(options["repeats"])]
+    else:
+        prepared = backend.prepare(x, kernel, bias, **args)
+        outputs = [np.asarray(prepared.to_numpy(prepared.run())) for _ in range(options["repeats"])]
+    return outputs, _changed(inputs, pristine)
+
+
+def _serve(conn, backend_name: str, threads: int | None, parent: int,
+           function_direction: str = "forward") -> None:
     """Worker loop: load the backend once, then answer calls until told to stop."""
     die_with_parent(parent)
     ignore_interrupts()
@@ -75,7 +99,7 @@ def _serve(conn, backend_name: str, threads: int | None, parent: int) -> None:
 
     warnings.simplefilter("ignore")  # overflow and NaN warnings are expected in extreme cases
     try:
-        backend = get_backend(backend_name)
+        backend = get_backend(backend_name, function_direction)
         if threads:
             backend.set_threads(threads)
         availability = backend.availability()
@@ -96,18 +120,7 @@ def _serve(conn, backend_name: str, threads: int | None, parent: int) -> None:
                 outputs = time_call(backend, x, kernel, bias, args, **options)
                 changed: list[str] = []
             else:
-                if options.get("strided"):
-                    from runtime.data import strided_view
-
-                    x, kernel, bias = (strided_view(a) if isinstance(a, np.ndarray) else a
-                                       for a in (x, kernel, bias))
-                inputs = {n: a for n, a in (("x", x), ("kernel", kernel), ("bias", bias))
-                          if isinstance(a, np.ndarray)}
-                pristine = {n: a.tobytes() for n, a in inputs.items()}
-                prepared = backend.prepare(x, kernel, bias, **args)
-                outputs = [np.asarray(prepared.to_numpy(prepared.run()))
-                           for _ in range(options["repeats"])]
-                changed = _changed(inputs, pristine)
+                outputs, changed = _run_call(backend, kind, x, kernel, bias, args, options)
             conn.send(("ok", outputs, time.perf_counter() - start, changed))
         except BaseException as exc:  # noqa: BLE001 - the driver classifies it
             conn.send(("raised", type(exc).__name__, f"{exc}\n{traceback.format_exc(limit=-3)}",
@@ -164,8 +177,10 @@ class Worker:
     """
 
     def __init__(self, name: str, threads: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 memory_cap: int | None = None, load_timeout_s: float | None = None) -> None:
+                 memory_cap: int | None = None, load_timeout_s: float | None = None,
+                 function_direction: str = "forward") -> None:
         self.name, self.threads, self.timeout_s = name, threads, timeout_s
+        self.function_direction = function_direction  # what a plain function is taken for
         self.memory_cap = memory_cap
         self.load_timeout_s = max(timeout_s, 300.0) if load_timeout_s is None else load_timeout_s
         self._process = None
@@ -174,7 +189,8 @@ class Worker:
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_serve, args=(child, self.name, self.threads, os.getpid()),
+        self._process = ctx.Process(target=_serve, args=(child, self.name, self.threads, os.getpid(),
+                                                         self.function_direction),
                                     daemon=True, name=f"conv3d-{self.name}")
         self._process.start()
         child.close()
@@ -200,6 +216,11 @@ class Worker:
         `strided`: the backend gets the arrays as non-contiguous views (pickling makes them
         contiguous, so the worker makes the views)."""
         return self._request("conv", x, kernel, bias, args, dict(repeats=repeats, strided=strided))
+
+    def call_grad(self, x, kernel, bias, dy, args: dict, repeats: int = 2,
+                  strided: bool = False) -> Outcome:
+        """The backward call: each of `outputs` is a (dx, dkernel, dbias) tuple."""
+        return self._request("grad", x, kernel, bias, args, dict(repeats=repeats, strided=strided, dy=dy))
 
     def bench(self, x, kernel, bias, args: dict, **options) -> Outcome:
         """Time the call in the worker (runtime.timing.time_call); outputs[0] is its result dict."""
