@@ -147,9 +147,16 @@ class Backend:
         return f"<backend {self.name}: {self.availability()}>"
 
 
+def activation_output_shape(spec: Conv3DSpec) -> tuple[int, ...]:
+    """The shape of y = act(z): z's, except glu, which halves the last axis."""
+    *lead, last = spec.output_shape
+    return (*lead, last // 2) if spec.activation == "glu" else spec.output_shape
+
+
 def check_cotangent_shape(shape: tuple[int, ...], spec: Conv3DSpec) -> None:
-    if tuple(shape) != spec.output_shape:
-        raise ValueError(f"dy must have the output's shape {spec.output_shape}; received {tuple(shape)}")
+    expected = activation_output_shape(spec)
+    if tuple(shape) != expected:
+        raise ValueError(f"dy must have the output's shape {expected}; received {tuple(shape)}")
 
 
 def grad_arrays(grads: object) -> object:

@@ -16,8 +16,9 @@ import sys
 
 import numpy as np
 
-from backends.base import Availability, Backend, Capabilities, Prepared
+from backends.base import Availability, Backend, Capabilities, Prepared, check_cotangent_shape
 from reference.conv import check_floating
+from reference.spec import spec_for_arrays
 
 
 class KerasBackend(Backend):
@@ -90,10 +91,9 @@ class KerasBackend(Backend):
         """The layer differentiated by its Keras backend's own autodiff, with respect to the
         input, the kernel variable and the bias variable."""
         keras, layer, inputs = self._layer(x, kernel, bias, conv_args)
-        dy = check_floating("dy", dy)
-        expected = tuple(layer.compute_output_shape(tuple(np.shape(x))))
-        if dy.shape != expected:
-            raise ValueError(f"dy must have the output's shape {expected}; received {dy.shape}")
+        dy = check_floating("dy", dy)  # the layer accepted the arguments: the spec exists
+        check_cotangent_shape(dy.shape, spec_for_arrays(np.shape(x), np.shape(kernel), bias is not None,
+                                                        **conv_args))
         cotangent = keras.ops.convert_to_tensor(dy)
         grad = self._grad_function(layer, inputs, cotangent)
 

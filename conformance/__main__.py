@@ -21,7 +21,16 @@ from collections import Counter
 from pathlib import Path
 
 from conformance.cases import Case, InvalidCase
-from conformance.engine import CHECKS, DEFAULT_DB, HYPOTHESIS_CHECKS, CheckResult, Job, run_jobs
+from conformance.engine import (
+    BACKWARD_CHECKS,
+    CHECKS,
+    DEFAULT_DB,
+    DIRECTIONS,
+    HYPOTHESIS_CHECKS,
+    CheckResult,
+    Job,
+    run_jobs,
+)
 from conformance.execute import run_case, run_invalid, too_large
 from conformance.profiles import DEFAULT_PROFILE, PROFILES
 from conformance.properties import PROPERTIES, Problem, check_property
@@ -61,6 +70,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("-j", "--jobs", type=_positive(int), default=1,
                    help="checks run in parallel processes")
     p.add_argument("--checks", default=",".join(CHECKS), help=f"subset of {','.join(CHECKS)}")
+    p.add_argument("--direction", choices=(*DIRECTIONS, "both"), default="both",
+                   help="forward (conv3d), backward (conv3d_grad: the checks "
+                        f"{','.join(BACKWARD_CHECKS)}) or both; a plain function given as "
+                        "module:attr is taken as conv3d_grad under backward")
     p.add_argument("--threads", type=_positive(int), help="CPU threads per backend")
     p.add_argument("--timeout", type=_positive(float), default=120.0,
                    help="seconds per case before CRASHED")
@@ -114,12 +127,23 @@ def _first_line(message: str, limit: int = 300) -> str:
     return message.splitlines()[0][:limit] if message else ""
 
 
+def _directions(args: argparse.Namespace) -> tuple[str, ...]:
+    return DIRECTIONS if args.direction == "both" else (args.direction,)
+
+
+def _function_direction(args: argparse.Namespace) -> str:
+    """A plain function is conv3d_grad only when asked for the backward direction alone."""
+    return "backward" if args.direction == "backward" else "forward"
+
+
 def run_single(args: argparse.Namespace, backend: str) -> list[Record]:
+    direction = args.invalid.direction if args.invalid else _directions(args)[0]
+    function_direction = "backward" if direction == "backward" else _function_direction(args)
     with Worker(backend, threads=args.threads, timeout_s=args.timeout,
-                memory_cap=args.memory_cap) as worker:
+                memory_cap=args.memory_cap, function_direction=function_direction) as worker:
         if args.spec:
             records = [run_case(worker, Case(args.spec, args.dtype, args.data, args.seed, check="repro",
-                                                  strided=args.strided))]
+                                             strided=args.strided, direction=direction))]
         elif args.invalid:
             records = [run_invalid(worker, args.invalid)]
         else:
@@ -174,7 +198,9 @@ def _run(args: argparse.Namespace, stop: Interrupts) -> int:
     infos: dict[str, BackendInfo] = {}
     records: list[Record] = []
     single = bool(args.spec or args.invalid or args.property)
-    total = len(backends) if single else len(backends) * len(args.checks.split(","))
+    total = len(backends) if single else len(backends) * sum(
+        direction == "forward" or check in BACKWARD_CHECKS
+        for direction in _directions(args) for check in args.checks.split(","))
     finished = 0
     try:
         if stop.received:
@@ -186,8 +212,11 @@ def _run(args: argparse.Namespace, stop: Interrupts) -> int:
         else:
             database = None if args.no_db else str(DEFAULT_DB)
             jobs = [Job(b, check, args.profile, args.seed, database, args.threads, args.timeout,
-                        args.memory_cap, args.max_failures, args.replay_only)
-                    for b in backends for check in args.checks.split(",")]
+                        args.memory_cap, args.max_failures, args.replay_only, direction,
+                        _function_direction(args))
+                    for direction in _directions(args) for b in backends
+                    for check in args.checks.split(",")
+                    if direction == "forward" or check in BACKWARD_CHECKS]
             bar, on_result = _progress(len(jobs))
 
             def collect(result: CheckResult) -> None:

@@ -22,15 +22,17 @@ class Case:
     seed: int = 0
     check: str = "generated"  # which check produced it (report grouping)
     strided: bool = False  # the backend gets non-contiguous views (runtime.data.strided_view)
+    direction: str = "forward"  # or "backward": conv3d_grad with a cotangent dy
 
     @property
     def id(self) -> str:
-        return f"{self.spec.descriptor}:{self.dtype}:{self.data}:{self.seed}" + ":strided" * self.strided
+        return (f"{self.spec.descriptor}:{self.dtype}:{self.data}:{self.seed}" + ":strided" * self.strided
+                + ":backward" * (self.direction == "backward"))
 
     def repro(self, backend: str) -> str:
         return (f"python -m conformance --backend {shlex.quote(backend)} --case "
                 f"'{self.spec.descriptor}' --dtype {self.dtype} --data {self.data} --seed {self.seed}"
-                + " --strided" * self.strided)
+                + " --strided" * self.strided + f" --direction {self.direction}")
 
 
 @dataclass(frozen=True)
@@ -44,14 +46,19 @@ class InvalidCase:
     bias: bool = True
     dtype: str = "float32"
     check: str = "invalid"
+    direction: str = "forward"
+    dy_shape: tuple[int, ...] | None = None  # backward: the cotangent's shape (None: one element)
 
     @property
     def id(self) -> str:
         return f"invalid:{self.rule}:{json.dumps(self.to_json(), sort_keys=True)}"
 
     def to_json(self) -> dict:
-        return dict(rule=self.rule, x_shape=list(self.x_shape), kernel_shape=list(self.kernel_shape),
-                    args=self.args, bias=self.bias, dtype=self.dtype)
+        out = dict(rule=self.rule, x_shape=list(self.x_shape), kernel_shape=list(self.kernel_shape),
+                   args=self.args, bias=self.bias, dtype=self.dtype)
+        if self.direction == "backward":
+            out |= dict(direction="backward", dy_shape=None if self.dy_shape is None else list(self.dy_shape))
+        return out
 
     @classmethod
     def from_json(cls, text: str) -> InvalidCase:
@@ -61,11 +68,15 @@ class InvalidCase:
             case = cls(rule=str(data["rule"]), x_shape=tuple(map(int, data["x_shape"])),
                        kernel_shape=tuple(map(int, data["kernel_shape"])),
                        args=dict(data.get("args", {})), bias=bool(data.get("bias", True)),
-                       dtype=str(data.get("dtype", "float32")))
+                       dtype=str(data.get("dtype", "float32")),
+                       direction=str(data.get("direction", "forward")),
+                       dy_shape=None if data.get("dy_shape") is None else tuple(map(int, data["dy_shape"])))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"--invalid needs JSON with rule, x_shape and kernel_shape (as a repro "
                              f"line gives it); got {text!r} ({type(exc).__name__}: {exc})") from None
-        for shape in (case.x_shape, case.kernel_shape):
+        if case.direction not in ("forward", "backward"):
+            raise ValueError(f"--invalid: direction must be forward or backward, not {case.direction!r}")
+        for shape in (case.x_shape, case.kernel_shape, case.dy_shape or ()):
             if len(shape) > 8 or min(shape, default=0) < 0 or math.prod(shape) > MAX_INVALID_ELEMENTS:
                 raise ValueError(f"--invalid: shape {shape} is out of range (rank <= 8, sizes >= 0, "
                                  f"at most {MAX_INVALID_ELEMENTS} elements)")

@@ -37,6 +37,8 @@ GENERATED = {"exact": strategies.exact_cases, "realistic": strategies.realistic_
              "extreme": strategies.extreme_cases}
 HYPOTHESIS_CHECKS = (*GENERATED, "invalid")  # drawn by hypothesis: a failure is shrunk
 CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering", "workload", "property")
+BACKWARD_CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering")  # workloads and properties: forward only
+DIRECTIONS = ("forward", "backward")
 SHRINK_TIMEOUT_S = 2.0  # at least this long, and 4x the slowest case before the failure
 SHRINK_BUDGET_S = 120.0  # wall time a check may spend shrinking, all rounds together
 HANG_SHRINK_STEPS = 10  # a timed-out failure: shrink for at most this many short timeouts
@@ -56,6 +58,8 @@ class Job:
     memory_cap: int | None = None  # bytes resident per worker
     max_failures: int = 3  # distinct failures a generated check looks for before it stops
     replay_only: bool = False  # replay the example database's failures, generate nothing
+    direction: str = "forward"  # or "backward": the same checks on conv3d_grad
+    function_direction: str = "forward"  # what a plain function backend is taken for
 
 
 @dataclass(frozen=True)
@@ -107,8 +111,8 @@ def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
     log: list[Record] = []
     seen: set[tuple] = set()
     shrinking = dict(spent=0.0, budget=SHRINK_BUDGET_S)
-    db = (DirectoryBasedExampleDatabase(str(Path(job.database) / job.backend / job.check))
-          if job.database else None)
+    folder = job.check if job.direction == "forward" else f"{job.check}-backward"
+    db = DirectoryBasedExampleDatabase(str(Path(job.database) / job.backend / folder)) if job.database else None
     replay, search = [Phase.explicit, Phase.reuse], [Phase.generate, Phase.shrink]
     for round_ in range(job.max_failures):
         left = examples - len(log)
@@ -202,7 +206,7 @@ def run_check(job: Job, worker: Worker | None = None) -> CheckResult:
         return _check(job, worker, started)
     try:
         worker = Worker(job.backend, threads=job.threads, timeout_s=job.timeout_s,
-                        memory_cap=job.memory_cap)
+                        memory_cap=job.memory_cap, function_direction=job.function_direction)
     except LoadError as exc:
         return CheckResult(job, [Record(backend=job.backend, check=job.check, case=f"load:{job.backend}",
                                         status=Status.CRASHED, message=str(exc),
@@ -227,17 +231,22 @@ def _check(job: Job, worker: Worker, started: float) -> CheckResult:
 def _records(job: Job, worker: Worker) -> Iterator[Record]:
     """The records of job's check, run on `worker`."""
     profile: Profile = PROFILES[job.profile]
-    caps = worker.capabilities
+    caps, direction = worker.capabilities, job.direction
+    if direction not in caps.directions:
+        return iter([Record(backend=job.backend, check=job.check, case=f"{job.check}:{direction}",
+                            status=Status.UNSUPPORTED, direction=direction,
+                            message=f"the {direction} direction is not supported")])
     if job.check in GENERATED:
-        return _hypothesis_check(job, GENERATED[job.check](caps), lambda c: run_case(worker, c),
-                                 profile.examples[job.check], worker)
+        return _hypothesis_check(job, GENERATED[job.check](caps, direction),
+                                 lambda c: run_case(worker, c), profile.examples[job.check], worker)
     if job.check == "invalid":
-        return _hypothesis_check(job, strategies.invalid_cases(), lambda c: run_invalid(worker, c),
-                                 profile.examples["invalid"], worker)
+        return _hypothesis_check(job, strategies.invalid_cases(direction),
+                                 lambda c: run_invalid(worker, c), profile.examples["invalid"], worker)
     if job.check == "worked":
-        return _fixed(worker, worked_cases())
+        return _fixed(worker, (dataclasses.replace(c, direction=direction) for c in worked_cases()))
     if job.check == "covering":
-        return _fixed(worker, covering_cases(caps.dtypes, caps.data_formats, caps.groups, caps.dilation))
+        return _fixed(worker, (dataclasses.replace(c, direction=direction) for c in covering_cases(
+            caps.dtypes, caps.data_formats, caps.groups, caps.dilation)))
     if job.check == "workload":
         return _fixed(worker, workload_cases(profile.workloads))
     problem = Problem(*profile.property_problem)

@@ -7,12 +7,15 @@ import math
 import numpy as np
 
 from conformance.cases import Case, InvalidCase
+from backends.base import activation_output_shape
 from conformance.judge import judge
+from conformance.judge_grad import judge_grad
 from conformance.known_deviations import known_deviation
 from reference.conv import evaluate
+from reference.grad import evaluate_grad
 from reference.formats import numpy_dtype
 from reference.spec import Conv3DSpec
-from runtime.data import make_arrays
+from runtime.data import make_arrays, make_cotangent
 from runtime.records import Record, Status
 from runtime.worker import Worker
 
@@ -27,9 +30,9 @@ def case_record(backend: str, case: Case | InvalidCase, status: Status, message:
         status, message = Status.KNOWN_FAIL, f"known deviation: {deviation.reason} [{status}: {message}]"
     if isinstance(case, Case):
         extra = dict(descriptor=case.spec.descriptor, data=case.data, seed=case.seed,
-                     strided=case.strided) | extra
+                     strided=case.strided, direction=case.direction) | extra
     else:
-        extra = dict(data="invalid", rule=case.rule) | extra
+        extra = dict(data="invalid", rule=case.rule, direction=case.direction) | extra
     return Record(backend=backend, check=case.check, case=case.id, status=status, message=message,
                   repro=case.repro(backend), dtype=case.dtype, **extra)
 
@@ -65,12 +68,14 @@ def too_large(spec: Conv3DSpec, dtype: str, limit: int | None) -> str:
 def run_case(worker: Worker, case: Case, repeats: int = 2) -> Record:
     """Judge the backend on a valid case; runs it `repeats` times to check determinism."""
     caps = worker.capabilities
-    reason = caps.unsupported(case.spec, case.dtype) or too_large(case.spec, case.dtype,
-                                                                   worker.memory_cap)
+    reason = caps.unsupported(case.spec, case.dtype, case.direction) or too_large(
+        case.spec, case.dtype, worker.memory_cap)
     if reason:
         return case_record(worker.name, case, Status.UNSUPPORTED, reason)
     precision = caps.precision(case.dtype)
     x, kernel, bias = make_arrays(case.spec, case.dtype, case.data, case.seed, precision)
+    if case.direction == "backward":
+        return _run_grad_case(worker, case, x, kernel, bias, precision, repeats)
     ev = evaluate(x, kernel, bias, **case.spec.conv_kwargs())
     outcome = worker.call(x, kernel, bias, case.spec.conv_kwargs(), repeats=repeats,
                           strided=case.strided)
@@ -93,6 +98,49 @@ def run_case(worker: Worker, case: Case, repeats: int = 2) -> Record:
                    precision=precision, worst=verdict.worst)
 
 
+def _unusable(worker: Worker, case: Case, outcome) -> Record | None:
+    """The record of a call that crashed, raised or wrote into its inputs (None otherwise)."""
+    if outcome.kind == "crashed":
+        return case_record(worker.name, case, Status.CRASHED, outcome.message, seconds=outcome.seconds)
+    if outcome.kind == "raised":
+        return case_record(worker.name, case, refusal_status(outcome.error_type),
+                           f"{outcome.error_type}: {outcome.message}", seconds=outcome.seconds)
+    if outcome.changed_inputs:
+        return case_record(worker.name, case, Status.FAIL, modified_inputs(outcome.changed_inputs),
+                           seconds=outcome.seconds)
+    return None
+
+
+def _same_grads(a, b) -> bool:
+    if not (isinstance(a, tuple) and isinstance(b, tuple)):
+        return False
+    return all((p is None and q is None) or (p is not None and q is not None and bitwise_equal(p, q))
+               for p, q in zip(a, b))
+
+
+def _run_grad_case(worker: Worker, case: Case, x, kernel, bias, precision: str,
+                   repeats: int) -> Record:
+    """The backward direction: (dx, dkernel, dbias) against reference.evaluate_grad."""
+    args = case.spec.conv_kwargs()
+    shape = activation_output_shape(case.spec)
+    dy = make_cotangent(case.spec, shape, case.dtype, case.data, case.seed, precision)
+    ev = evaluate_grad(x, kernel, bias, dy, **args)
+    outcome = worker.call_grad(x, kernel, bias, dy, args, repeats=repeats, strided=case.strided)
+    unusable = _unusable(worker, case, outcome)
+    if unusable:
+        return unusable
+    caps = worker.capabilities
+    verdicts = [judge_grad(ev, out, x, kernel, case.dtype, precision, exact=case.data == "exact",
+                           flushes_subnormals=caps.flushes_subnormals) for out in outcome.outputs]
+    verdict = max(verdicts, key=lambda v: (v.status == Status.FAIL, v.max_ratio))
+    status, message = verdict.status, verdict.message
+    if status != Status.FAIL and not all(_same_grads(outcome.outputs[0], o) for o in outcome.outputs):
+        status, message = Status.NONDETERMINISTIC, f"{repeats} runs on the same input differ bitwise"
+    return case_record(worker.name, case, status, message, max_ratio=verdict.max_ratio,
+                       zero_fraction=verdict.zero_fraction, seconds=outcome.seconds,
+                       precision=precision, worst=verdict.worst)
+
+
 def modified_inputs(names: tuple[str, ...]) -> str:
     return (f"modified its input{'s' if len(names) > 1 else ''} {', '.join(names)} "
             "(compared bitwise with a copy taken before the call)")
@@ -108,7 +156,14 @@ def invalid_arrays(case: InvalidCase):
 
 def run_invalid(worker: Worker, case: InvalidCase) -> Record:
     """An invalid call must raise ValueError (TypeError is accepted for a non-float dtype)."""
-    outcome = worker.call(*invalid_arrays(case), case.args, repeats=1)
+    if case.direction == "backward":
+        if "backward" not in worker.capabilities.directions:
+            return case_record(worker.name, case, Status.UNSUPPORTED,
+                               "the backward direction is not supported")
+        dy = np.ones(case.dy_shape or (1,), dtype=np.float32)
+        outcome = worker.call_grad(*invalid_arrays(case), dy, case.args, repeats=1)
+    else:
+        outcome = worker.call(*invalid_arrays(case), case.args, repeats=1)
     if outcome.kind == "ok":
         return case_record(worker.name, case, Status.ACCEPTED_INVALID,
                        f"returned an array of shape {outcome.outputs[0].shape} for an invalid call")

@@ -78,41 +78,49 @@ def specs(draw, caps: Capabilities, activations=ALL_ACTIVATIONS) -> Conv3DSpec:
     return spec
 
 
-def cases(caps: Capabilities, regimes: tuple[str, ...], check: str) -> st.SearchStrategy[Case]:
+def cases(caps: Capabilities, regimes: tuple[str, ...], check: str,
+          direction: str = "forward") -> st.SearchStrategy[Case]:
     """Cases for the given data regimes, in the dtypes the backend declares."""
     activations = {"exact": EXACT_ACTIVATIONS, "extreme": EXTREME_ACTIVATIONS}.get(check, ALL_ACTIVATIONS)
     return st.builds(Case, spec=specs(caps, activations), dtype=st.sampled_from(caps.dtypes),
                      data=st.sampled_from(regimes), seed=st.integers(0, 2**31 - 1),
-                     check=st.just(check))
+                     check=st.just(check), direction=st.just(direction))
 
 
-def realistic_cases(caps: Capabilities) -> st.SearchStrategy[Case]:
-    return cases(caps, REALISTIC, "realistic")
+def realistic_cases(caps: Capabilities, direction: str = "forward") -> st.SearchStrategy[Case]:
+    return cases(caps, REALISTIC, "realistic", direction)
 
 
-def extreme_cases(caps: Capabilities) -> st.SearchStrategy[Case]:
-    return cases(caps, EXTREME, "extreme")
+def extreme_cases(caps: Capabilities, direction: str = "forward") -> st.SearchStrategy[Case]:
+    return cases(caps, EXTREME, "extreme", direction)
 
 
-def exact_cases(caps: Capabilities) -> st.SearchStrategy[Case]:
-    return cases(caps, ("exact",), "exact")
+def exact_cases(caps: Capabilities, direction: str = "forward") -> st.SearchStrategy[Case]:
+    return cases(caps, ("exact",), "exact", direction)
 
 
 # ---- invalid calls ------------------------------------------------------------------------
 _BAD_TUPLES = [0, -1, (1, 0, 1), (2, 2), (1, 1, 1, 1), (1.5, 1, 1), "2", None]
 
 
+RULES = ("strides", "dilation_rate", "padding", "data_format", "groups", "groups_filters",
+         "groups_channels", "stride_with_dilation", "output_size", "activation", "rank", "dtype",
+         "kernel_channels")
+
+
 @st.composite
-def invalid_cases(draw) -> InvalidCase:
-    """One SPEC.md rule broken on an otherwise valid call."""
+def invalid_cases(draw, direction: str = "forward") -> InvalidCase:
+    """One SPEC.md rule broken on an otherwise valid call; backward adds a dy of the wrong shape."""
     c, f = draw(st.sampled_from([(2, 4), (4, 2), (3, 6)]))
     shape, kernel = (1, 5, 6, 7, c), (2, 2, 2, c, f)
-    rule = draw(st.sampled_from(["strides", "dilation_rate", "padding", "data_format", "groups",
-                                 "groups_filters", "groups_channels", "stride_with_dilation",
-                                 "output_size", "activation", "rank", "dtype", "kernel_channels"]))
+    rule = draw(st.sampled_from(RULES + ("dy_shape",) * (direction == "backward")))
     args: dict = {}
     dtype = "float32"
-    if rule in ("strides", "dilation_rate"):
+    dy_shape = None
+    if rule == "dy_shape":  # the output is (1, 4, 5, 6, f): one axis off by one
+        axis = draw(st.integers(0, 4))
+        dy_shape = tuple(n + (i == axis) for i, n in enumerate((1, 4, 5, 6, f)))
+    elif rule in ("strides", "dilation_rate"):
         args[rule] = draw(st.sampled_from(_BAD_TUPLES))
     elif rule == "padding":
         args["padding"] = draw(st.sampled_from(["causal", "full", "", "valid ", [[1, 1]] * 3]))
@@ -142,6 +150,7 @@ def invalid_cases(draw) -> InvalidCase:
     if draw(st.booleans()) and rule not in ("rank", "data_format"):  # the same in channels_first
         shape = (shape[0], shape[-1], *shape[1:-1])
         args.setdefault("data_format", "channels_first")
+        dy_shape = dy_shape and (dy_shape[0], dy_shape[-1], *dy_shape[1:-1])
     return InvalidCase(rule=rule, x_shape=tuple(shape), kernel_shape=tuple(kernel), args=args,
-                       bias=draw(st.booleans()), dtype=dtype)
+                       bias=draw(st.booleans()), dtype=dtype, direction=direction, dy_shape=dy_shape)
 

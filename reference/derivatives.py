@@ -134,11 +134,10 @@ def vjp(name: str | None, z: np.ndarray, dy: np.ndarray) -> np.ndarray:
             return s * (dy - np.sum(dy * s, axis=-1, keepdims=True))
         if name == "log_softmax":
             return dy - ACTIVATIONS["softmax"].fn(z) * np.sum(dy, axis=-1, keepdims=True)
-        if name == "glu":
+        if name == "glu":  # y = a * sigmoid(b) has half of z's last axis: so has dy
             a, b = np.split(z, 2, axis=-1)
-            da, db = np.split(dy, 2, axis=-1)
             s = _sigmoid(b)
-            return np.concatenate([da * s, da * a * s * (1 - s)], axis=-1)
+            return np.concatenate([dy * s, dy * a * s * (1 - s)], axis=-1)
         if name == "sparsemax":  # on the support S: dy - mean_S(dy); 0 off it
             support = ACTIVATIONS["sparsemax"].fn(z) > 0
             mean = np.sum(dy * support, axis=-1, keepdims=True) / np.sum(support, axis=-1, keepdims=True)

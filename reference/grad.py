@@ -100,8 +100,8 @@ def evaluate_grad(x, kernel, bias, dy, *, strides=1, padding="valid", data_forma
         raise ValueError("conv3d_grad needs an activation given by name (or None): a callable "
                          "has no derivative here")
     dy64 = as_float64("dy", dy)
-    if dy64.shape != spec.output_shape:
-        raise ValueError(f"dy must have the output's shape {spec.output_shape}; received {dy64.shape}")
+    if dy64.shape != forward.output.shape:
+        raise ValueError(f"dy must have the output's shape {forward.output.shape}; received {dy64.shape}")
     cl = spec.channels_last
     dy_cl = _channels_last(dy64, cl)
     # in the output's own layout: an axis activation acts on its last axis, as in the forward pass

@@ -80,6 +80,31 @@ def strided_view(a: np.ndarray) -> np.ndarray:
     return view
 
 
+def make_cotangent(spec: Conv3DSpec, shape: tuple[int, ...], dtype: str, regime: str, seed: int,
+                   precision: str | None = None) -> np.ndarray:
+    """dy of `shape` (the output's) for a backward case. Exact regime: integers small enough, and
+    sparse enough, that every partial sum of dx (taps*F/groups terms dy*w) and of dkernel and
+    dbias (N*Dout*Hout*Wout terms x*dy) is exact next to `_exact_integers`' x and w."""
+    rng = np.random.default_rng([seed, REGIMES.index(regime) if regime in REGIMES else 0, 1])
+    if regime != "exact":
+        dy = rng.standard_normal(shape)
+        if regime == "special":
+            dy.reshape(-1)[rng.choice(dy.size, size=max(1, dy.size // 8), replace=False)] = -0.0
+        return dy.astype(numpy_dtype(dtype))
+    limit = 2 ** FORMATS[precision or dtype].accumulator_bits - 1
+    count = spec.batch * math.prod(spec.output_spatial)
+    dx_terms = spec.taps * spec.filters // spec.groups
+    m = next((m for m in (4, 2, 1) if dx_terms * m * 2 <= limit and count * m * 4 <= limit), 1)
+    dy = rng.integers(-m, m + 1, shape).astype(np.float64)
+    keep = limit // (4 * m)  # nonzero terms per dkernel sum (|x| <= 4)
+    flat = dy.reshape(-1, shape[-1]) if spec.channels_last else np.moveaxis(dy, 1, -1).reshape(-1, shape[1])
+    for f in range(flat.shape[1]):
+        flat[rng.permutation(flat.shape[0])[keep:], f] = 0
+    if not spec.channels_last:
+        dy = np.moveaxis(flat.reshape(*np.moveaxis(dy, 1, -1).shape), -1, 1)
+    return np.ascontiguousarray(dy).astype(numpy_dtype(dtype))
+
+
 def make_arrays(spec: Conv3DSpec, dtype: str, regime: str, seed: int,
                 precision: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(x, kernel, bias) in `dtype`; `precision` (default dtype) sizes the exact regime."""

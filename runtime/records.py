@@ -86,6 +86,7 @@ class Record:
     data: str = ""  # data regime
     seed: int | None = None
     strided: bool = False  # the inputs were non-contiguous views
+    direction: str = "forward"  # or "backward" (gradients)
     rule: str = ""  # the SPEC.md rule an invalid call breaks
     precision: str = ""  # the compute precision the bound assumed
     max_ratio: float | None = None  # worst error / bound

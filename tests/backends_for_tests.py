@@ -71,3 +71,25 @@ def hangs_when_large(x, kernel, bias=None, **args):
     if np.size(x) > 60:
         time.sleep(3600)
     return exact_float32(x, kernel, bias, **args)
+
+
+def reference_grad_float32(x, kernel, bias, dy, **args):
+    """A correct conv3d_grad: the exact gradients rounded to float32."""
+    from reference import conv3d_grad
+
+    return tuple(None if g is None else g.astype(np.float32) for g in conv3d_grad(x, kernel, bias, dy, **args))
+
+
+def grad_bias_over_channels(x, kernel, bias, dy, **args):
+    """dbias summed over the wrong axes (the spatial sum of each sample's first element)."""
+    dx, dk, db = reference_grad_float32(x, kernel, bias, dy, **args)
+    if db is not None:
+        db = db + np.float32(1)
+    return dx, dk, db
+
+
+def grad_dx_shifted(x, kernel, bias, dy, **args):
+    """dx one cell off along W (a padding offset in col2im)."""
+    dx, dk, db = reference_grad_float32(x, kernel, bias, dy, **args)
+    axis = 3 if args.get("data_format", "channels_last") == "channels_last" else 4
+    return np.roll(dx, 1, axis=axis), dk, db

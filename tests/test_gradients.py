@@ -1,0 +1,129 @@
+"""The backward reference (exact, engine-independent, validating), the gradient judge (no false
+alarm on correct backends, every tested bug caught) and the backward direction end to end."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conformance.cases import Case
+from conformance.execute import run_case
+from conformance.judge_grad import judge_grad
+from reference import conv3d, conv3d_grad, evaluate_grad
+from reference.spec import Conv3DSpec
+from runtime.data import make_arrays, make_cotangent
+from runtime.records import VERIFIED, Status
+from runtime.worker import Worker
+
+HERE = "tests.backends_for_tests"
+SPEC = Conv3DSpec.from_descriptor("g2_mb2_ic4id4ih5iw6_oc6_kd2kh3kw2_sd1sh2sw3_dd1dh1dw1_same_cf_relu_bias")
+
+
+def _arrays(spec, dtype="float32", data="normal", seed=0):
+    x, w, b = make_arrays(spec, dtype, data, seed)
+    return x, w, b, make_cotangent(spec, spec.output_shape, dtype, data, seed)
+
+
+def test_python_and_numba_engines_agree_bitwise():
+    x, w, b, dy = _arrays(SPEC, "float64")
+    compiled = conv3d_grad(x, w, b, dy, **SPEC.conv_kwargs())
+    env = dict(os.environ, CONV3D_REFERENCE_ENGINE="python")
+    code = ("import sys, numpy as np, pickle; from reference import conv3d_grad; "
+            "a = pickle.load(sys.stdin.buffer); "
+            "sys.stdout.buffer.write(pickle.dumps(conv3d_grad(*a[:4], **a[4])))")
+    import pickle
+
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps((x, w, b, dy, SPEC.conv_kwargs())),
+                         capture_output=True, env=env, check=True).stdout
+    for a, c in zip(compiled, pickle.loads(out)):
+        assert a.tobytes() == c.tobytes()
+
+
+@pytest.mark.parametrize("descriptor", [
+    "g1_mb2_ic3id4ih5iw6_oc4_kd2kh3kw2_sd1sh2sw3_dd1dh1dw1_valid_cl_linear_bias",
+    "g3_mb1_ic3id5ih4iw7_oc6_kd3kh1kw2_sd1sh1sw1_dd2dh1dw3_same_cf_linear_nobias",
+])
+def test_adjoint_identity_holds_exactly_on_integers(descriptor):
+    """sum(conv(x, w) * dy) = sum(x * dx) = sum(w * dkernel), and dbias = sum(dy), exactly."""
+    spec = Conv3DSpec.from_descriptor(descriptor)
+    x, w, b, dy = (None if a is None else a.astype(np.float64) for a in _arrays(spec, data="exact"))
+    dx, dk, db = conv3d_grad(x, w, b, dy, **spec.conv_kwargs())
+    y = conv3d(x, w, None, **spec.conv_kwargs())
+    assert np.sum(y * dy) == np.sum(x * dx) == np.sum(w * dk)
+    if b is not None:
+        axes = tuple(i for i in range(5) if i != (4 if spec.channels_last else 1))
+        assert np.array_equal(db, dy.sum(axis=axes))
+
+
+def test_input_cells_no_output_reads_get_exactly_zero():
+    spec = Conv3DSpec(filters=2, kernel_size=2, input_shape=(1, 5, 5, 5, 1), strides=3)
+    x, w, b, dy = _arrays(spec)
+    dx = conv3d_grad(x, w, b, dy, strides=3)[0]
+    assert np.all(dx[:, 2] == 0) and np.all(dx[:, :, 2] == 0) and np.all(dx[:, :, :, 2] == 0)
+
+
+def test_backward_validates_like_forward_and_checks_dy():
+    x, w, b, dy = _arrays(SPEC)
+    with pytest.raises(ValueError, match="dy must have the output's shape"):
+        conv3d_grad(x, w, b, dy[:, :, :-1], **SPEC.conv_kwargs())
+    with pytest.raises(ValueError, match="strides"):
+        conv3d_grad(x, w, b, dy, **(SPEC.conv_kwargs() | dict(strides=0)))
+    with pytest.raises(ValueError, match="callable"):
+        conv3d_grad(x, w, b, dy, **(SPEC.conv_kwargs() | dict(activation=np.tanh)))
+
+
+@pytest.mark.parametrize("data", ["exact", "normal", "wide", "large", "special"])
+def test_rounded_exact_gradients_always_pass(data):
+    """The exact gradients rounded to float32: a correct implementation, judged in every regime."""
+    from tests.backends_for_tests import reference_grad_float32
+
+    for seed in range(3):
+        x, w, b, dy = _arrays(SPEC, "float32", data, seed)
+        ev = evaluate_grad(x, w, b, dy, **SPEC.conv_kwargs())
+        verdict = judge_grad(ev, reference_grad_float32(x, w, b, dy, **SPEC.conv_kwargs()), x, w,
+                             "float32", "float32", exact=data == "exact")
+        assert verdict.status in VERIFIED, (data, seed, verdict.message)
+
+
+def test_kinks_accept_either_one_sided_derivative_in_the_exact_regime():
+    spec = Conv3DSpec(filters=1, kernel_size=1, input_shape=(1, 1, 1, 2, 1), activation="relu",
+                      use_bias=False)
+    x, w = np.array([0.0, 1.0], np.float32).reshape(1, 1, 1, 2, 1), np.ones((1, 1, 1, 1, 1), np.float32)
+    dy = np.full((1, 1, 1, 2, 1), 2.0, np.float32)
+    ev = evaluate_grad(x, w, None, dy, activation="relu")
+    for subgradient in (0.0, 1.0, 0.5):  # relu'(0) may be anything in [0, 1]
+        dx = np.array([2 * subgradient, 2.0], np.float32).reshape(x.shape)
+        dk = np.array(2.0, np.float32).reshape(w.shape)  # x * dz: the kink's dz meets x = 0
+        assert judge_grad(ev, (dx, dk, None), x, w, "float32", "float32", exact=True).status in VERIFIED
+    wrong = np.array([3.0, 2.0], np.float32).reshape(x.shape)
+    assert judge_grad(ev, (wrong, dk, None), x, w, "float32", "float32", exact=True).status == Status.FAIL
+
+
+@pytest.mark.parametrize("function", ["grad_bias_over_channels", "grad_dx_shifted"])
+def test_gradient_bugs_fail_with_a_repro(function):
+    case = Case(SPEC, "float32", "normal", 0, direction="backward")
+    with Worker(f"{HERE}:{function}", timeout_s=60, function_direction="backward") as worker:
+        record = run_case(worker, case)
+    assert record.status == Status.FAIL and record.direction == "backward"
+    assert record.repro.endswith("--direction backward")
+
+
+def test_forward_only_backend_is_unsupported_backward_and_numpy_passes():
+    case = Case(SPEC, "float64", "exact", 1, direction="backward")
+    with Worker("numba-direct", timeout_s=60) as worker:
+        assert run_case(worker, case).status == Status.UNSUPPORTED
+    with Worker("numpy-im2col", timeout_s=60) as worker:
+        for data in ("exact", "normal", "special"):
+            record = run_case(worker, Case(SPEC, "float32", data, 2, direction="backward"))
+            assert record.status in VERIFIED, record.repro
+
+
+def test_command_line_backward_with_a_plain_function():
+    """`--direction backward` takes a module:attr function as conv3d_grad (a repro line)."""
+    out = subprocess.run([sys.executable, "-m", "conformance", "--backend", f"{HERE}:reference_grad_float32",
+                          "--direction", "backward", "--case", SPEC.descriptor, "--data", "wide"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("PASS"), out.stdout + out.stderr[-2000:]
+    assert out.stdout.rstrip().endswith("--direction backward")
