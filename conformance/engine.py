@@ -112,7 +112,8 @@ def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
     seen: set[tuple] = set()
     shrinking = dict(spent=0.0, budget=SHRINK_BUDGET_S)
     folder = job.check if job.direction == "forward" else f"{job.check}-backward"
-    db = DirectoryBasedExampleDatabase(str(Path(job.database) / job.backend / folder)) if job.database else None
+    db = (DirectoryBasedExampleDatabase(str(Path(job.database) / job.backend / folder))
+          if job.database else None)
     replay, search = [Phase.explicit, Phase.reuse], [Phase.generate, Phase.shrink]
     for round_ in range(job.max_failures):
         left = examples - len(log)

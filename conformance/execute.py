@@ -6,14 +6,14 @@ import math
 
 import numpy as np
 
-from conformance.cases import Case, InvalidCase
 from backends.base import activation_output_shape
+from conformance.cases import Case, InvalidCase
 from conformance.judge import judge
 from conformance.judge_grad import judge_grad
 from conformance.known_deviations import known_deviation
 from reference.conv import evaluate
-from reference.grad import evaluate_grad
 from reference.formats import numpy_dtype
+from reference.grad import evaluate_grad
 from reference.spec import Conv3DSpec
 from runtime.data import make_arrays, make_cotangent
 from runtime.records import Record, Status

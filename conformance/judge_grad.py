@@ -87,11 +87,13 @@ def _axis_dz_error(name: str, z, bz, dy, u: float, slack: float, eta: float):
             delta = s * (np.expm1(2 * e) + slack)
             if name == "softmax":
                 c = np.sum(dy * s, axis=-1, keepdims=True)
-                cap = np.sum(ady * delta, axis=-1, keepdims=True) + width * u * np.sum(ady * s, axis=-1, keepdims=True)
+                cap = (np.sum(ady * delta, axis=-1, keepdims=True)
+                       + width * u * np.sum(ady * s, axis=-1, keepdims=True))
                 error = delta * (ady + np.abs(c)) + (s + delta) * cap + 3 * u * s * (ady + np.abs(c))
                 return error + eta, (s + delta) * (ady + np.abs(c) + cap) * (1 + 3 * u) + eta
             total, abs_total = np.sum(dy, axis=-1, keepdims=True), np.sum(ady, axis=-1, keepdims=True)
-            error = delta * np.abs(total) + (s + delta) * width * u * abs_total + 2 * u * (ady + s * abs_total)
+            error = (delta * np.abs(total) + (s + delta) * width * u * abs_total
+                     + 2 * u * (ady + s * abs_total))
             return error + eta, ady + (s + delta) * abs_total * (1 + (width + 2) * u) + eta
         if name == "glu":
             a, b = np.split(z, 2, axis=-1)
@@ -101,7 +103,8 @@ def _axis_dz_error(name: str, z, bz, dy, u: float, slack: float, eta: float):
             err_a = da * (0.25 * eb + (slack + u) * sig)
             err_b = da * (0.25 * ea + (np.abs(a) + ea) * 0.0963 * eb
                           + (slack + 2 * u) * (np.abs(a) + ea) * 0.25)
-            mag_a, mag_b = da * (sig + 0.25 * eb) * (1 + slack + u), da * (np.abs(a) + ea) * 0.25 * (1 + slack + 2 * u)
+            mag_a = da * (sig + 0.25 * eb) * (1 + slack + u)
+            mag_b = da * (np.abs(a) + ea) * 0.25 * (1 + slack + 2 * u)
             return (np.concatenate([err_a, err_b], axis=-1) + eta,
                     np.concatenate([mag_a, mag_b], axis=-1) + eta)
         if name == "sparsemax":
@@ -109,7 +112,8 @@ def _axis_dz_error(name: str, z, bz, dy, u: float, slack: float, eta: float):
             support = p > 0
             tau = np.max(np.where(support, z - p, -np.inf), axis=-1, keepdims=True)
             stable = np.all(np.abs(z - tau) > 2 * e, axis=-1, keepdims=True)
-            mean = np.sum(ady * support, axis=-1, keepdims=True) / np.maximum(np.sum(support, axis=-1, keepdims=True), 1)
+            size = np.maximum(np.sum(support, axis=-1, keepdims=True), 1)
+            mean = np.sum(ady * support, axis=-1, keepdims=True) / size
             error = np.where(stable, 2 * width * u * (ady + mean), np.inf)
             return np.broadcast_to(error + eta, z.shape), (ady + mean) * (1 + 2 * width * u) + eta
     raise ValueError(f"no gradient bound for activation {name!r}")
@@ -166,12 +170,13 @@ def gradient_bounds(ev: GradEvaluation, x, kernel, dtype: str, precision: str,
         else:
             scale, _ = backward_sums(spec, x_abs, w_abs, magnitude)
             u, u_out = unit_roundoff(precision), unit_roundoff(dtype)
-            eta, eta_out = float(finfo(precision).smallest_subnormal), float(finfo(dtype).smallest_subnormal)
+            eta = float(finfo(precision).smallest_subnormal)
+            eta_out = float(finfo(dtype).smallest_subnormal)
             refs = (_cl(ev.dx, spec.channels_last), ev.dkernel,
                     ev.dbias if ev.dbias is not None else np.zeros(spec.filters))
             abs_sums = (_cl(ev.dx_abs, spec.channels_last), ev.dkernel_abs, ev.dbias_abs)
-            counts = (spec.taps * spec.filters // spec.groups,
-                      spec.batch * math.prod(spec.output_spatial), spec.batch * math.prod(spec.output_spatial))
+            outputs = spec.batch * math.prod(spec.output_spatial)
+            counts = (spec.taps * spec.filters // spec.groups, outputs, outputs)
             partners = (float(np.max(w_abs, initial=0)), _finite_max(x_abs), 1.0)
             tiny = float(finfo(precision).smallest_normal) if flushes else 0.0
             m_max = _finite_max(magnitude)

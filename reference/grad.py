@@ -58,7 +58,7 @@ def backward_sums(spec, x_cl: np.ndarray, kernel: np.ndarray, dz: np.ndarray):
     """(dx, dkernel, dbias) and their sums of |terms|, channels last, for float64 x_cl (N, D, H,
     W, C), kernel (kd, kh, kw, Cg, F) and dz (N, Dout, Hout, Wout, F). The judge also calls it
     with magnitudes in place of values to bound a backend's error."""
-    n_batch, cg, filters, groups = spec.batch, kernel.shape[3], spec.filters, spec.groups
+    cg, filters, groups = kernel.shape[3], spec.filters, spec.groups
     fg = filters // groups
     wt = np.ascontiguousarray(np.moveaxis(kernel, -1, 0))
     dx, dx_abs = np.empty(x_cl.shape), np.empty(x_cl.shape)

@@ -131,7 +131,7 @@ def _add_term(total: float, compensation: float, special: float, magnitude: floa
 def accumulate_input_grad(dz: np.ndarray, wt: np.ndarray, pads: tuple, strides: tuple,
                           dilation: tuple, groups: int, exact_products: bool,
                           out: np.ndarray, abs_sum: np.ndarray) -> None:
-    """out[n,i,j,l,ch] = sum dz[n,od,oh,ow,f] * wt[f,a,b,c,ch - g*Cg] over the taps (a, b, c) and
+    """out[n,i,j,k,ch] = sum dz[n,od,oh,ow,f] * wt[f,a,b,c,ch - g*Cg] over the taps (a, b, c) and
     output positions with od*sd + a*dd = i + pad_d (and so on per axis), f in ch's group g.
 
     dz: (N, Dout, Hout, Wout, F) channels last; wt: (F, kd, kh, kw, Cg); pads: the "before"
@@ -149,7 +149,7 @@ def accumulate_input_grad(dz: np.ndarray, wt: np.ndarray, pads: tuple, strides: 
         n = nd // d_in
         i = nd % d_in
         for j in range(h_in):
-            for l in range(w_in):
+            for k in range(w_in):
                 for ch in range(channels):
                     g = ch // cg
                     ci = ch - g * cg
@@ -166,7 +166,7 @@ def accumulate_input_grad(dz: np.ndarray, wt: np.ndarray, pads: tuple, strides: 
                             if th < 0 or th % sh != 0 or th // sh >= h_out:
                                 continue
                             for c in range(kw):
-                                tw = l + pw - c * dw
+                                tw = k + pw - c * dw
                                 if tw < 0 or tw % sw != 0 or tw // sw >= w_out:
                                     continue
                                 for f in range(g * fg, (g + 1) * fg):
@@ -174,8 +174,8 @@ def accumulate_input_grad(dz: np.ndarray, wt: np.ndarray, pads: tuple, strides: 
                                                         wt[f, a, b, c, ci], exact_products)
                                     total, compensation, special, magnitude = _add_term(
                                         total, compensation, special, magnitude, p, p_err)
-                    out[n, i, j, l, ch] = (total + compensation) + special
-                    abs_sum[n, i, j, l, ch] = magnitude
+                    out[n, i, j, k, ch] = (total + compensation) + special
+                    abs_sum[n, i, j, k, ch] = magnitude
 
 
 HELPERS = ("_product", "_add_term")  # called by the loops: compiled with them

@@ -77,7 +77,8 @@ def reference_grad_float32(x, kernel, bias, dy, **args):
     """A correct conv3d_grad: the exact gradients rounded to float32."""
     from reference import conv3d_grad
 
-    return tuple(None if g is None else g.astype(np.float32) for g in conv3d_grad(x, kernel, bias, dy, **args))
+    grads = conv3d_grad(x, kernel, bias, dy, **args)
+    return tuple(None if g is None else g.astype(np.float32) for g in grads)
 
 
 def grad_bias_over_channels(x, kernel, bias, dy, **args):

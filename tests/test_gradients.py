@@ -88,8 +88,6 @@ def test_rounded_exact_gradients_always_pass(data):
 
 
 def test_kinks_accept_either_one_sided_derivative_in_the_exact_regime():
-    spec = Conv3DSpec(filters=1, kernel_size=1, input_shape=(1, 1, 1, 2, 1), activation="relu",
-                      use_bias=False)
     x, w = np.array([0.0, 1.0], np.float32).reshape(1, 1, 1, 2, 1), np.ones((1, 1, 1, 1, 1), np.float32)
     dy = np.full((1, 1, 1, 2, 1), 2.0, np.float32)
     ev = evaluate_grad(x, w, None, dy, activation="relu")
