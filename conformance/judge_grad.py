@@ -17,10 +17,10 @@ output dtype, eta the compute format's smallest subnormal.
    and the other exact (w for dx, x for dkernel): n = kd*kh*kw*F/groups for dx, N*Do*Ho*Wo for
    dkernel and dbias. With a perturbed dz and a sum of n rounded terms (Higham, Thm 3.1):
        |g_b - g| <= sum |b| E_dz + gamma_n(u) * sum |b| M_dz + u_out |g| + n eta + eta_out
-   The two sums are computed by the reference's own loops on magnitudes (reference.grad.
-   backward_sums(|x|, |w|, E_dz) and (..., M_dz)); the reference's error (2^-52 |g| + gamma_n
-   (2^-53)^2 sum |b||dz|) is added, doubled. Flushing backends get tiny * (n max|b| + n max M_dz
-   + 2n) more (an operand or product flushed to zero loses less than tiny times its partner).
+   The two sums are of non-negative terms, so float64 GEMMs (backends.im2col_grad on |x|, |w|
+   and E_dz or M_dz) give them within a factor 1 + gamma_(n+1)(2^-53), which is applied; the
+   reference's error (2^-52 |g| + gamma_n(2^-53)^2 sum |b||dz|) is added, doubled. Flushing
+   backends get tiny * (n max|b| + n max M_dz + 2n) more (an operand or product flushed to zero loses less than tiny times its partner).
 3. Exact regime (integers, every partial sum exact in the declared format): dz is exact except at
    kinks, so the bound is sum |b| E_dz alone, zero away from kinks.
 4. Non-finite values follow the forward judge (same NaN, same infinity, overflow allowed where the
@@ -34,6 +34,7 @@ import math
 
 import numpy as np
 
+from backends.im2col_grad import conv3d_grad_channels_last
 from conformance.judge import (
     ACTIVATION_ULPS,
     Verdict,
@@ -47,7 +48,7 @@ from conformance.judge import (
 from reference.activations import ACTIVATIONS
 from reference.derivatives import DERIVATIVES, derivative_range
 from reference.formats import finfo, unit_roundoff
-from reference.grad import GradEvaluation, backward_sums
+from reference.grad import GradEvaluation
 from runtime.records import Status
 
 NAMES = ("dx", "dkernel", "dbias")
@@ -163,20 +164,20 @@ def gradient_bounds(ev: GradEvaluation, x, kernel, dtype: str, precision: str,
     error, magnitude = dz_error(ev, x, kernel, dtype, precision, flushes, exact)
     x_abs = _cl(np.abs(x.astype(np.float64)), spec.channels_last)
     w_abs = np.abs(kernel.astype(np.float64))
+    outputs = spec.batch * math.prod(spec.output_spatial)
+    counts = (spec.taps * spec.filters // spec.groups, outputs, outputs)
     with np.errstate(all="ignore"):
-        spread, _ = backward_sums(spec, x_abs, w_abs, error)
+        spread = _magnitude_sums(spec, x_abs, w_abs, error, counts)
         if exact:
             bounds = spread
         else:
-            scale, _ = backward_sums(spec, x_abs, w_abs, magnitude)
+            scale = _magnitude_sums(spec, x_abs, w_abs, magnitude, counts)
             u, u_out = unit_roundoff(precision), unit_roundoff(dtype)
             eta = float(finfo(precision).smallest_subnormal)
             eta_out = float(finfo(dtype).smallest_subnormal)
             refs = (_cl(ev.dx, spec.channels_last), ev.dkernel,
                     ev.dbias if ev.dbias is not None else np.zeros(spec.filters))
             abs_sums = (_cl(ev.dx_abs, spec.channels_last), ev.dkernel_abs, ev.dbias_abs)
-            outputs = spec.batch * math.prod(spec.output_spatial)
-            counts = (spec.taps * spec.filters // spec.groups, outputs, outputs)
             partners = (float(np.max(w_abs, initial=0)), _finite_max(x_abs), 1.0)
             tiny = float(finfo(precision).smallest_normal) if flushes else 0.0
             m_max = _finite_max(magnitude)
@@ -188,6 +189,13 @@ def gradient_bounds(ev: GradEvaluation, x, kernel, dtype: str, precision: str,
                 bounds.append(bound * (1 + 2.0**-40))  # the float64 evaluation of the bound itself
         bounds = [np.where(np.isnan(b), np.inf, b) for b in bounds]
     return _api(bounds[0], spec.channels_last), bounds[1], bounds[2]
+
+
+def _magnitude_sums(spec, x_abs: np.ndarray, w_abs: np.ndarray, dz_abs: np.ndarray,
+                    counts: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Upper bounds on sum |w| dz_abs (dx), sum |x| dz_abs (dkernel) and sum dz_abs (dbias)."""
+    sums = conv3d_grad_channels_last(np, x_abs, w_abs, dz_abs, spec)
+    return tuple(s * (1 + gamma(n + 1, 2.0**-53)) for s, n in zip(sums, counts))
 
 
 def _finite_max(a: np.ndarray) -> float:

@@ -60,10 +60,10 @@ def backward_sums(spec, x_cl: np.ndarray, kernel: np.ndarray, dz: np.ndarray):
     with magnitudes in place of values to bound a backend's error."""
     cg, filters, groups = kernel.shape[3], spec.filters, spec.groups
     fg = filters // groups
-    wt = np.ascontiguousarray(np.moveaxis(kernel, -1, 0))
+    kernel = np.ascontiguousarray(kernel)
     dx, dx_abs = np.empty(x_cl.shape), np.empty(x_cl.shape)
-    run(accumulate_input_grad, np.ascontiguousarray(dz), wt, tuple(p[0] for p in spec.pads),
-        spec.strides, spec.dilation_rate, groups, _float32_exact(dz, wt), dx, dx_abs)
+    run(accumulate_input_grad, np.ascontiguousarray(dz), kernel, tuple(p[0] for p in spec.pads),
+        spec.strides, spec.dilation_rate, groups, _float32_exact(dz, kernel), dx, dx_abs)
     # dkernel: per group, the forward loop with batch and channels swapped, stride and dilation
     # swapped: out[ci, a, b, c, f] = sum_{o, n} xpad[n, a*d + o*s, ci] * dz[n, o, f]
     xpad = np.pad(x_cl, ((0, 0), *spec.pads, (0, 0)))

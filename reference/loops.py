@@ -128,19 +128,19 @@ def _add_term(total: float, compensation: float, special: float, magnitude: floa
     return s, compensation + (((total - (s - z)) + (p - z)) + p_err), special, magnitude + abs(p)
 
 
-def accumulate_input_grad(dz: np.ndarray, wt: np.ndarray, pads: tuple, strides: tuple,
+def accumulate_input_grad(dz: np.ndarray, kernel: np.ndarray, pads: tuple, strides: tuple,
                           dilation: tuple, groups: int, exact_products: bool,
                           out: np.ndarray, abs_sum: np.ndarray) -> None:
-    """out[n,i,j,k,ch] = sum dz[n,od,oh,ow,f] * wt[f,a,b,c,ch - g*Cg] over the taps (a, b, c) and
-    output positions with od*sd + a*dd = i + pad_d (and so on per axis), f in ch's group g.
+    """out[n,i,j,k,ch] = sum dz[n,od,oh,ow,f] * kernel[a,b,c,ch - g*Cg,f] over the taps (a, b, c)
+    and output positions with od*sd + a*dd = i + pad_d (and so on per axis), f in ch's group g.
 
-    dz: (N, Dout, Hout, Wout, F) channels last; wt: (F, kd, kh, kw, Cg); pads: the "before"
+    dz: (N, Dout, Hout, Wout, F) channels last; kernel: (kd, kh, kw, Cg, F); pads: the "before"
     padding per axis; out, abs_sum: (N, D, H, W, C). Padding cells receive nothing; an input cell
     no output reads gets exactly 0. Same compensated sum as `accumulate`.
     """
     n_batch, d_in, h_in, w_in, channels = out.shape
     d_out, h_out, w_out, filters = dz.shape[1:]
-    kd, kh, kw, cg = wt.shape[1:]
+    kd, kh, kw, cg = kernel.shape[:4]
     fg = filters // groups
     pd, ph, pw = pads
     sd, sh, sw = strides
@@ -161,17 +161,20 @@ def accumulate_input_grad(dz: np.ndarray, wt: np.ndarray, pads: tuple, strides: 
                         td = i + pd - a * dd
                         if td < 0 or td % sd != 0 or td // sd >= d_out:
                             continue
+                        od = td // sd
                         for b in range(kh):
                             th = j + ph - b * dh
                             if th < 0 or th % sh != 0 or th // sh >= h_out:
                                 continue
+                            oh = th // sh
                             for c in range(kw):
                                 tw = k + pw - c * dw
                                 if tw < 0 or tw % sw != 0 or tw // sw >= w_out:
                                     continue
+                                ow = tw // sw
                                 for f in range(g * fg, (g + 1) * fg):
-                                    p, p_err = _product(dz[n, td // sd, th // sh, tw // sw, f],
-                                                        wt[f, a, b, c, ci], exact_products)
+                                    p, p_err = _product(dz[n, od, oh, ow, f], kernel[a, b, c, ci, f],
+                                                        exact_products)
                                     total, compensation, special, magnitude = _add_term(
                                         total, compensation, special, magnitude, p, p_err)
                     out[n, i, j, k, ch] = (total + compensation) + special

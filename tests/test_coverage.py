@@ -101,4 +101,4 @@ def test_strided_cases_reach_the_backend_as_non_contiguous_views():
         assert run_case(worker, replace(case, strided=False)).status in VERIFIED
         record = run_case(worker, replace(case, strided=True))
     assert record.status == Status.REJECTED_VALID and record.strided
-    assert record.case.endswith(":strided") and record.repro.endswith(" --strided")
+    assert record.case.endswith(":strided") and " --strided " in record.repro

@@ -125,3 +125,22 @@ def test_command_line_backward_with_a_plain_function():
                          capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("PASS"), out.stdout + out.stderr[-2000:]
     assert out.stdout.rstrip().endswith("--direction backward")
+
+
+@pytest.mark.parametrize("mutant", ["DxFlippedKernel", "DkernelGroupOffset", "DbiasFirstSampleOnly",
+                                    "DxPaddingOffset"])
+def test_gradient_mutants_are_caught_by_the_worked_backward_cases(mutant):
+    from conformance.engine import Job, run_check
+
+    records = run_check(Job(f"conformance.mutants.grad_zoo:{mutant}", "worked", "quick", 0,
+                            database=None, direction="backward")).records
+    assert any(r.status == Status.FAIL for r in records), mutant
+    assert not [r for r in records if r.direction != "backward"]
+
+
+def test_unmutated_gradient_base_passes_the_worked_backward_cases():
+    from conformance.engine import Job, run_check
+
+    records = run_check(Job("conformance.mutants.grad_zoo:GradMutant", "worked", "quick", 0,
+                            database=None, direction="backward")).records
+    assert records and not [r.repro for r in records if r.status.failing]

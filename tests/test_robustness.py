@@ -65,7 +65,8 @@ def test_interrupted_run_exits_nonzero_with_an_incomplete_report_and_no_process_
         tmp_path, signum, jobs):
     """One check finishes, the other hangs; the signal comes while it hangs."""
     command = [sys.executable, "-m", "conformance", "--backend", f"{HERE}:exact_float32",
-               "--backend", f"{HERE}:hangs", "--checks", "worked", "--no-db", "-j", str(jobs),
+               "--backend", f"{HERE}:hangs", "--checks", "worked", "--direction", "forward", "--no-db",
+               "-j", str(jobs),
                "--report", str(tmp_path)]
     with open(tmp_path / "stderr.txt", "w") as stderr:
         driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)

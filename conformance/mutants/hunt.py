@@ -17,33 +17,39 @@ from pathlib import Path
 
 import pandas as pd
 
-from conformance.engine import CHECKS, Job, run_check
+from conformance.engine import BACKWARD_CHECKS, CHECKS, Job, run_check
+from conformance.mutants.grad_zoo import GRAD_ZOO
 from conformance.mutants.zoo import ZOO
 from conformance.profiles import DEFAULT_PROFILE, PROFILES
 from runtime.files import atomic_write
 from runtime.tables import markdown_table
 
+ALL_MUTANTS = (*ZOO, *GRAD_ZOO)
+
 
 def hunt(mutant: str, profile: str, seed: int) -> dict:
     """Run checks against one mutant until it is caught; returns its kill-table row."""
-    cls = next(m for m in ZOO if m.__name__ == mutant)
+    cls = next(m for m in ALL_MUTANTS if m.__name__ == mutant)
     name = f"{cls.__module__}:{cls.__name__}"
     started, cases_run = time.perf_counter(), 0
-    for check in CHECKS:
-        records = run_check(Job(name, check, profile, seed, database=None, max_failures=1)).records
+    for check in CHECKS if cls.direction == "forward" else BACKWARD_CHECKS:
+        records = run_check(Job(name, check, profile, seed, database=None, max_failures=1,
+                                direction=cls.direction)).records
         for index, record in enumerate(records, start=1):
             if record.status in cls.expected:
-                return dict(mutant=mutant, bug_class=cls.bug_class, caught=True, status=str(record.status),
+                return dict(mutant=mutant, direction=cls.direction, bug_class=cls.bug_class,
+                            caught=True, status=str(record.status),
                             check=check, cases_to_catch=index, cases_run=cases_run + index,
                             seconds_to_catch=round(time.perf_counter() - started, 1), repro=record.repro)
         cases_run += len(records)
-    return dict(mutant=mutant, bug_class=cls.bug_class, caught=False, status="", check="",
+    return dict(mutant=mutant, direction=cls.direction, bug_class=cls.bug_class, caught=False,
+                status="", check="",
                 cases_to_catch=None, cases_run=cases_run,
                 seconds_to_catch=round(time.perf_counter() - started, 1), repro="")
 
 
 def run_zoo(profile: str, seed: int, jobs: int) -> pd.DataFrame:
-    names = [m.__name__ for m in ZOO]
+    names = [m.__name__ for m in ALL_MUTANTS]
     with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
         rows = list(pool.map(hunt, names, [profile] * len(names), [seed] * len(names)))
     return pd.DataFrame(rows)
@@ -54,8 +60,9 @@ def kill_table(df: pd.DataFrame, profile: str, seed: int, seconds: float) -> str
     lines = [f"# Mutant kill table (profile {profile}, seed {seed})", "",
              f"Caught {caught} of {len(df)} ({100 * caught / len(df):.0f}%) in {seconds:.0f} s; "
              f"median cases to catch {statistics.median(df['cases_to_catch'].dropna()):g}.", "",
-             markdown_table(df.set_index("mutant")[["bug_class", "caught", "status", "check",
-                                                     "cases_to_catch", "cases_run", "seconds_to_catch"]]), ""]
+             markdown_table(df.set_index("mutant")[[
+                 "direction", "bug_class", "caught", "status", "check", "cases_to_catch", "cases_run",
+                 "seconds_to_catch"]]), ""]
     return "\n".join(lines)
 
 

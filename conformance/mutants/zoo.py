@@ -37,6 +37,7 @@ class Mutant(Backend):
     capabilities = Capabilities()
     expected: tuple[Status, ...] = (Status.FAIL,)
     bug_class = ""
+    direction = "forward"  # the direction whose checks hunt it
 
     def _prepare(self, spec, x, kernel, bias) -> Prepared:
         def run() -> np.ndarray:
