@@ -20,12 +20,14 @@ output dtype, eta the compute format's smallest subnormal.
    The two sums are of non-negative terms, so float64 GEMMs (backends.im2col_grad on |x|, |w|
    and E_dz or M_dz) give them within a factor 1 + gamma_(n+1)(2^-53), which is applied; the
    reference's error (2^-52 |g| + gamma_n(2^-53)^2 sum |b||dz|) is added, doubled. Flushing
-   backends get tiny * (n max|b| + n max M_dz + 2n) more (an operand or product flushed to zero loses less than tiny times its partner).
+   backends get tiny * (n max|b| + n max M_dz + 2n) more (an operand or product flushed to zero
+   loses less than tiny times its partner).
 3. Exact regime (integers, every partial sum exact in the declared format): dz is exact except at
    kinks, so the bound is sum |b| E_dz alone, zero away from kinks.
 4. Non-finite values follow the forward judge (same NaN, same infinity, overflow allowed where the
-   magnitude sum reaches the format's range). Where E_dz is infinite (a sparsemax support that
-   the forward error may change, a non-finite z) the elements it reaches are not judged.
+   magnitude sum reaches the format's range). Where E_dz is infinite (a non-finite z or dy
+   under a non-linear activation, a z whose forward partial sums may overflow the compute format,
+   a sparsemax support that the forward error may change) the elements it reaches are not judged.
 """
 
 from __future__ import annotations
