@@ -139,17 +139,26 @@ def coverage_holes(ran: pd.DataFrame, meta: dict) -> dict[str, list[str]]:
     return holes
 
 
+def _row_labels(df: pd.DataFrame) -> pd.Series:
+    """The backend, with " (backward)" for gradient rows."""
+    backward = df["direction"].eq("backward") if "direction" in df else pd.Series(False, index=df.index)
+    return df["backend"].where(~backward, df["backend"] + " (backward)")
+
+
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    counts = df.pivot_table(index="backend", columns="status", values="case", aggfunc="count",
+    """Statuses per backend and direction, the worst passing error/bound and the check seconds."""
+    df = df.assign(row=_row_labels(df))
+    counts = df.pivot_table(index="row", columns="status", values="case", aggfunc="count",
                             fill_value=0)
+    counts.index.name = "backend"
     counts = counts.reindex(columns=[str(s) for s in Status if str(s) in counts.columns])
     counts["cases"] = counts.sum(axis=1)
     if "max_ratio" in df:
         finite = df[df["status"].isin(VERIFIED_VALUES)]
-        counts["worst error/bound (passing)"] = finite.groupby("backend")["max_ratio"].max()
+        counts["worst error/bound (passing)"] = finite.groupby("row")["max_ratio"].max()
     if "check_seconds" in df:
-        per_check = df.groupby(["backend", "check"])["check_seconds"].first()
-        counts["seconds"] = per_check.groupby("backend").sum().round(1)
+        per_check = df.groupby(["row", "check"])["check_seconds"].first()
+        counts["seconds"] = per_check.groupby("row").sum().round(1)
     return counts
 
 
