@@ -33,7 +33,7 @@ from conformance.engine import (
 )
 from conformance.execute import run_case, run_invalid, too_large
 from conformance.profiles import DEFAULT_PROFILE, PROFILES
-from conformance.properties import PROPERTIES, Problem, check_property
+from conformance.properties import BACKWARD_PROPERTIES, PROPERTIES, Problem, check_property
 from conformance.report import save_results, write_report
 from reference.formats import DTYPES
 from reference.spec import Conv3DSpec
@@ -93,7 +93,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     single.add_argument("--strided", action="store_true",
                         help="pass the case's arrays as non-contiguous views")
     single.add_argument("--invalid", help="an invalid call as JSON (from a repro line)")
-    single.add_argument("--property", choices=sorted(PROPERTIES))
+    single.add_argument("--property", choices=sorted(PROPERTIES) + sorted(BACKWARD_PROPERTIES))
     args = p.parse_args(argv)
     unknown = set(args.checks.split(",")) - set(CHECKS)
     if unknown:
@@ -137,7 +137,8 @@ def _function_direction(args: argparse.Namespace) -> str:
 
 
 def run_single(args: argparse.Namespace, backend: str) -> list[Record]:
-    direction = args.invalid.direction if args.invalid else _directions(args)[0]
+    direction = (args.invalid.direction if args.invalid else
+                 "backward" if args.property in BACKWARD_PROPERTIES else _directions(args)[0])
     function_direction = "backward" if direction == "backward" else _function_direction(args)
     with Worker(backend, threads=args.threads, timeout_s=args.timeout,
                 memory_cap=args.memory_cap, function_direction=function_direction) as worker:

@@ -26,7 +26,7 @@ from conformance.coverage import covering_cases, regions
 from conformance.execute import case_record, run_case, run_invalid
 from conformance.fixed import worked_cases, workload_cases
 from conformance.profiles import PROFILES, Profile
-from conformance.properties import PROPERTIES, Problem, check_property
+from conformance.properties import BACKWARD_PROPERTIES, PROPERTIES, Problem, check_property
 from reference.spec import Conv3DSpec
 from runtime.interrupts import ignore_interrupts
 from runtime.records import BackendInfo, Record, Status
@@ -37,7 +37,7 @@ GENERATED = {"exact": strategies.exact_cases, "realistic": strategies.realistic_
              "extreme": strategies.extreme_cases}
 HYPOTHESIS_CHECKS = (*GENERATED, "invalid")  # drawn by hypothesis: a failure is shrunk
 CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering", "workload", "property")
-BACKWARD_CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering")  # workloads and properties: forward only
+BACKWARD_CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering", "property")  # workloads: forward only
 DIRECTIONS = ("forward", "backward")
 SHRINK_TIMEOUT_S = 2.0  # at least this long, and 4x the slowest case before the failure
 SHRINK_BUDGET_S = 120.0  # wall time a check may spend shrinking, all rounds together
@@ -251,8 +251,9 @@ def _records(job: Job, worker: Worker) -> Iterator[Record]:
     if job.check == "workload":
         return _fixed(worker, workload_cases(profile.workloads))
     problem = Problem(*profile.property_problem)
+    names = PROPERTIES if direction == "forward" else BACKWARD_PROPERTIES
     return (check_property(worker, name, problem, caps.dtypes[0], job.seed, job.profile)
-            for name in PROPERTIES)
+            for name in names)
 
 
 def _aborted(job: Job, exc: BaseException) -> CheckResult:

@@ -15,6 +15,7 @@ import numpy as np
 
 from conformance.execute import modified_inputs, refusal_status
 from conformance.judge import output_problem
+from reference.conv import conv3d
 from reference.formats import FORMATS, numpy_dtype
 from reference.spec import spec_for_arrays
 from runtime.records import Record, Status
@@ -66,6 +67,41 @@ class Caller:
         if problem:
             raise _Refused(Status.FAIL, problem)
         return outcome.outputs[0].astype(np.float64)
+
+
+class GradCaller(Caller):
+    """conv3d_grad on the worker: (dx, dkernel, dbias) as float64, each checked like an output;
+    `forward` gives the same backend's conv3d."""
+
+    def __call__(self, x, w, b, dy, **args) -> tuple:
+        cast = [None if a is None else np.ascontiguousarray(a, dtype=numpy_dtype(self.dtype))
+                for a in (x, w, b, dy)]
+        outcome = self.worker.call_grad(*cast, args, repeats=1)
+        if outcome.kind == "crashed":
+            raise _Refused(Status.CRASHED, outcome.message)
+        if outcome.kind == "raised":
+            raise _Refused(refusal_status(outcome.error_type), f"{outcome.error_type}: {outcome.message}")
+        if outcome.changed_inputs:
+            raise _Refused(Status.FAIL, modified_inputs(outcome.changed_inputs))
+        grads = outcome.outputs[0]
+        if not isinstance(grads, tuple) or len(grads) != 3 or (grads[2] is None) != (b is None):
+            raise _Refused(Status.FAIL, "did not return (dx, dkernel, dbias) (dbias None without bias)")
+        out = []
+        for name, g, like in zip(("dx", "dkernel", "dbias"), grads, (x, w, b)):
+            if like is None:
+                out.append(None)
+                continue
+            problem = output_problem(g, like.shape, self.dtype, finite=True)
+            if problem:
+                raise _Refused(Status.FAIL, f"{name}: {problem}")
+            out.append(g.astype(np.float64))
+        return tuple(out)
+
+    def forward(self, x, w, b=None, **args) -> np.ndarray:
+        """The backend's conv3d, or the reference's for a backward-only backend (exact here)."""
+        if "forward" in self.worker.capabilities.directions:
+            return Caller.__call__(self, x, w, b, **args)
+        return conv3d(x, w, b, **args)
 
 
 def _ints(rng, shape) -> np.ndarray:
@@ -160,29 +196,87 @@ PROPERTIES: dict[str, Callable] = {fn.__name__: fn for fn in (
     zero_kernel_gives_activation_of_bias, pointwise_is_a_matmul)}
 
 
+# ---- backward (VERIFICATION.md §7): each side a tuple of arrays, compared exactly -----------
+
+def _grad_operands(p, rng, groups: int = 1):
+    x = _ints(rng, (p.batch, *p.spatial, p.channels))
+    w = _ints(rng, (*p.kernel, p.channels // groups, p.filters))
+    b = _ints(rng, (p.filters,))
+    dy = _ints(rng, (p.batch, *(n - k + 1 for n, k in zip(p.spatial, p.kernel)), p.filters))
+    return x, w, b, dy
+
+
+def grad_linearity_in_dy(g, p, rng):
+    x, w, b, dy1 = _grad_operands(p, rng)
+    dy2 = _ints(rng, dy1.shape)
+    both = [u + v for u, v in zip(g(x, w, b, dy1), g(x, w, b, dy2))]
+    return np.concatenate([a.ravel() for a in g(x, w, b, dy1 + dy2)]), np.concatenate(
+        [a.ravel() for a in both])
+
+
+def grad_dbias_is_sum_of_dy(g, p, rng):
+    x, w, b, dy = _grad_operands(p, rng)
+    return g(x, w, b, dy)[2], dy.sum(axis=(0, 1, 2, 3))
+
+
+def grad_adjoint_identity(g, p, rng):
+    """sum(conv(x, w) * dy) = sum(x * dx) (per sample) = sum(w * dkernel), exactly on integers."""
+    x, w, _, dy = _grad_operands(p, rng)
+    dx, dk, _ = g(x, w, None, dy)
+    ydy = np.sum(g.forward(x, w) * dy, axis=(1, 2, 3, 4))
+    return (np.array([*np.sum(x * dx, axis=(1, 2, 3, 4)), np.sum(w * dk)]),
+            np.array([*ydy, np.sum(ydy)]))
+
+
+def grad_groups_are_block_diagonal(g, p, rng):
+    groups = 4
+    x, w, b, dy = _grad_operands(p, rng, groups)
+    cg, fg = p.channels // groups, p.filters // groups
+    parts = [g(x[..., i * cg:(i + 1) * cg], w[..., i * fg:(i + 1) * fg], b[i * fg:(i + 1) * fg],
+               dy[..., i * fg:(i + 1) * fg]) for i in range(groups)]
+    whole = g(x, w, b, dy, groups=groups)
+    split = [np.concatenate([part[k] for part in parts], axis=-1) for k in range(3)]
+    return (np.concatenate([a.ravel() for a in whole]), np.concatenate([a.ravel() for a in split]))
+
+
+BACKWARD_PROPERTIES: dict[str, Callable] = {fn.__name__: fn for fn in (
+    grad_linearity_in_dy, grad_dbias_is_sum_of_dy, grad_adjoint_identity,
+    grad_groups_are_block_diagonal)}
+
+
 def check_property(worker: Worker, name: str, problem: Problem, dtype: str, seed: int,
                    profile: str) -> Record:
     """One property on one problem: a record (PASS / FAIL / MISTRUSTED / UNSUPPORTED / CRASHED ...).
 
     MISTRUSTED: both sides held one value everywhere, which a backend ignoring its inputs
     (returning zeros, say) would also satisfy."""
+    backward = name in BACKWARD_PROPERTIES
+    direction = "backward" if backward else "forward"
+
     def record(status: Status, message: str = "") -> Record:
         return Record(backend=worker.name, check="property", case=f"property:{name}:{problem.label}",
                       status=status, message=message, descriptor=problem.label, dtype=dtype,
-                      data="integer", seed=seed,
+                      data="integer", seed=seed, direction=direction,
                       repro=f"python -m conformance --backend {shlex.quote(worker.name)} --property {name} "
-                            f"--profile {profile} --dtype {dtype} --seed {seed}")
+                            f"--profile {profile} --dtype {dtype} --seed {seed}"
+                            + " --direction backward" * backward)
 
     caps = worker.capabilities
     k = max(27, 4 * 4 * 3) * problem.channels * 2  # largest |partial sum| any property makes
+    if backward:  # dkernel and dbias sum N*Do*Ho*Wo terms, dx 27*F
+        k = max(k, problem.batch * int(np.prod(problem.spatial)), 27 * problem.filters)
+    if direction not in caps.directions:
+        return record(Status.UNSUPPORTED, f"the {direction} direction is not supported")
     if dtype not in caps.dtypes or k >= 2 ** FORMATS[caps.precision(dtype)].accumulator_bits:
         return record(Status.UNSUPPORTED, f"{dtype} cannot hold sums up to {k} exactly")
-    if name == "groups_are_concatenated_convs" and not caps.groups:
+    if name in ("groups_are_concatenated_convs", "grad_groups_are_block_diagonal") and not caps.groups:
         return record(Status.UNSUPPORTED, "grouped convolution not supported")
     if name == "dilation_is_a_sparse_kernel" and not caps.dilation:
         return record(Status.UNSUPPORTED, "dilation not supported")
     try:
-        got, expected = PROPERTIES[name](Caller(worker, dtype), problem, np.random.default_rng(seed))
+        caller = GradCaller(worker, dtype) if backward else Caller(worker, dtype)
+        got, expected = (BACKWARD_PROPERTIES if backward else PROPERTIES)[name](
+            caller, problem, np.random.default_rng(seed))
     except _Refused as refused:
         return record(refused.status, str(refused))
     if got.shape != expected.shape:

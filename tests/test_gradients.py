@@ -144,3 +144,17 @@ def test_unmutated_gradient_base_passes_the_worked_backward_cases():
     records = run_check(Job("conformance.mutants.grad_zoo:GradMutant", "worked", "quick", 0,
                             database=None, direction="backward")).records
     assert records and not [r.repro for r in records if r.status.failing]
+
+
+def test_backward_properties_hold_for_a_correct_backend_and_catch_a_mutant():
+    from conformance.properties import BACKWARD_PROPERTIES, Problem, check_property
+
+    problem = Problem(2, (5, 6, 7), 8, 8)
+    with Worker("numpy-im2col", timeout_s=60) as worker:
+        records = [check_property(worker, name, problem, "float32", 0, "quick")
+                   for name in BACKWARD_PROPERTIES]
+    assert [r.status for r in records] == [Status.PASS] * len(records), [r.message for r in records]
+    assert all(r.direction == "backward" and r.repro.endswith("--direction backward") for r in records)
+    with Worker("conformance.mutants.grad_zoo:DxFlippedKernel", timeout_s=60) as worker:
+        assert check_property(worker, "grad_adjoint_identity", problem, "float32", 0, "quick").status \
+            == Status.FAIL
