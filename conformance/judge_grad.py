@@ -7,10 +7,12 @@ output dtype, eta the compute format's smallest subnormal.
    (conformance.judge.pre_activation_bound) places in [z - B_z, z + B_z]. So the correct
    act'(z_b) lies in [lo, hi] = reference.derivatives.derivative_range(act, z - B_z, z + B_z):
    both one-sided limits at a kink inside the interval, any value between (a subgradient).
-   Its own evaluation of act' adds ACTIVATION_ULPS * u_out * max(|lo|, |hi|), and the product
-   dy * act' one rounding u. Hence, per dz element,
-       E_dz = |dy| * (max(hi - d, d - lo) + (ACTIVATION_ULPS * u_out + u) * M) + eta + 2^-49 |dz|
-       |dz_b| <= M_dz = |dy| * M * (1 + ACTIVATION_ULPS * u_out + u) + eta,   M = max(|lo|, |hi|)
+   Its own evaluation of act' adds V = ACTIVATION_ULPS * u_out * max(1, M), M = max(|lo|, |hi|):
+   absolute, not relative, because the formulas frameworks differentiate subtract terms of size
+   up to 1 (1 - tanh^2, 1 + erf, 1 + x/sqrt(x^2 + 4), 1/(1+|x|) - |x|/(1+|x|)^2), so a tiny
+   act' carries an error of a few ulps of 1; the product dy * act' adds one rounding u. Hence
+       E_dz = |dy| * (max(hi - d, d - lo) + V + u M) + eta + 2^-49 |dz|
+       |dz_b| <= M_dz = |dy| * (M + V) * (1 + u) + eta
    with d the reference's act'(z) (2^-49 |dz| covers the reference's own float64 evaluation).
    The linear activation has dz = dy exactly (E_dz = 0). Axis activations: see `_axis_dz_error`.
 2. Each gradient element is a sum of n products a*b in which one factor is a dz (or 1 for dbias)
@@ -68,8 +70,9 @@ def _elementwise_dz_error(name: str, z, bz, dy, dz, u: float, slack: float, eta:
         lo, hi = derivative_range(name, z - bz, z + bz)
     m = np.maximum(np.abs(lo), np.abs(hi))
     ady = np.abs(dy)
-    error = ady * (np.maximum(hi - d, d - lo) + (slack + u) * m) + eta + own * np.abs(dz)
-    return error, ady * m * (1 + slack + u) + eta
+    evaluation = slack * np.maximum(m, 1.0)  # absolute: its formulas subtract terms up to 1
+    error = ady * (np.maximum(hi - d, d - lo) + evaluation + u * m) + eta + own * np.abs(dz)
+    return error, ady * (m + evaluation) * (1 + u) + eta
 
 
 def _axis_dz_error(name: str, z, bz, dy, u: float, slack: float, eta: float):
