@@ -158,3 +158,17 @@ def test_backward_properties_hold_for_a_correct_backend_and_catch_a_mutant():
     with Worker("conformance.mutants.grad_zoo:DxFlippedKernel", timeout_s=60) as worker:
         assert check_property(worker, "grad_adjoint_identity", problem, "float32", 0, "quick").status \
             == Status.FAIL
+
+
+def test_report_applies_known_deviations_entered_after_the_run():
+    from conformance.report import apply_known_deviations
+    from runtime.records import Record
+    from runtime.tables import frame
+
+    descriptor = "g1_mb2_ic1id1ih1iw2_oc1_kd1kh1kw2_sd1sh1sw1_dd1dh1dw1_valid_cl_linear_nobias"
+    rows = [Record(backend=b, check="extreme", case="c", status=Status.FAIL, message="m",
+                   descriptor=descriptor, dtype="float64", data="special", seed=0, direction=d)
+            for b, d in (("tensorflow", "backward"), ("tensorflow", "forward"), ("torch", "backward"))]
+    df, changed = apply_known_deviations(frame(rows))
+    assert changed == 1 and list(df["status"]) == ["KNOWN-FAIL", "FAIL", "FAIL"]
+    assert df["message"][0].startswith("known deviation: TensorFlow's CPU filter gradient")
