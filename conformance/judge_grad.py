@@ -167,8 +167,14 @@ def gradient_bounds(ev: GradEvaluation, x, kernel, dtype: str, precision: str,
     """Per-element bounds for (dx in x's layout, dkernel, dbias)."""
     spec = ev.spec
     error, magnitude = dz_error(ev, x, kernel, dtype, precision, flushes, exact)
+    # non-finite operands are judged by the special-value rule (same NaN, same infinity), so the
+    # sums take them as 0; an unknown dz (infinite E_dz) leaves whatever it reaches unjudged
+    unknown = ~np.isfinite(error)
+    error = np.where(unknown, 0.0, error)
+    magnitude = np.where(np.isfinite(magnitude), magnitude, 0.0)
     x_abs = _cl(np.abs(x.astype(np.float64)), spec.channels_last)
     w_abs = np.abs(kernel.astype(np.float64))
+    x_abs, w_abs = (np.where(np.isfinite(a), a, 0.0) for a in (x_abs, w_abs))
     outputs = spec.batch * math.prod(spec.output_spatial)
     counts = (spec.taps * spec.filters // spec.groups, outputs, outputs)
     with np.errstate(all="ignore"):
@@ -188,11 +194,14 @@ def gradient_bounds(ev: GradEvaluation, x, kernel, dtype: str, precision: str,
             m_max = _finite_max(magnitude)
             bounds = []
             for s, m, ref, abs_sum, n, partner in zip(spread, scale, refs, abs_sums, counts, partners):
-                bound = (s + gamma(n, u) * m + u_out * np.abs(ref) + n * eta + eta_out
-                         + 2.0**-52 * np.abs(ref) + gamma(n, 2.0**-53) ** 2 * abs_sum
+                ref = np.abs(np.where(np.isfinite(ref), ref, 0.0))  # non-finite: the special rule
+                bound = (s + gamma(n, u) * m + u_out * ref + n * eta + eta_out
+                         + 2.0**-52 * ref + gamma(n, 2.0**-53) ** 2 * abs_sum
                          + tiny * (n * partner + n * m_max + 2 * n))
                 bounds.append(bound * (1 + 2.0**-40))  # the float64 evaluation of the bound itself
-        bounds = [np.where(np.isnan(b), np.inf, b) for b in bounds]
+        reached = _magnitude_sums(spec, np.ones_like(x_abs), np.ones_like(w_abs),
+                                  unknown.astype(np.float64), counts)
+        bounds = [np.where(np.isnan(b) | (r > 0), np.inf, b) for b, r in zip(bounds, reached)]
     return _api(bounds[0], spec.channels_last), bounds[1], bounds[2]
 
 
