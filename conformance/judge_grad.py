@@ -199,8 +199,11 @@ def gradient_bounds(ev: GradEvaluation, x, kernel, dtype: str, precision: str,
                          + 2.0**-52 * ref + gamma(n, 2.0**-53) ** 2 * abs_sum
                          + tiny * (n * partner + n * m_max + 2 * n))
                 bounds.append(bound * (1 + 2.0**-40))  # the float64 evaluation of the bound itself
-        reached = _magnitude_sums(spec, np.ones_like(x_abs), np.ones_like(w_abs),
-                                  unknown.astype(np.float64), counts)
+        reached = list(_magnitude_sums(spec, np.ones_like(x_abs), np.ones_like(w_abs),
+                                       unknown.astype(np.float64), counts))
+        # dkernel: the reference multiplies padding zeros by dz too (0 * NaN), so an unknown dz
+        # reaches every tap of its filter
+        reached[1] = np.broadcast_to(reached[2], bounds[1].shape)
         bounds = [np.where(np.isnan(b) | (r > 0), np.inf, b) for b, r in zip(bounds, reached)]
     return _api(bounds[0], spec.channels_last), bounds[1], bounds[2]
 
