@@ -48,8 +48,9 @@ def hunt(mutant: str, profile: str, seed: int) -> dict:
                 seconds_to_catch=round(time.perf_counter() - started, 1), repro="")
 
 
-def run_zoo(profile: str, seed: int, jobs: int) -> pd.DataFrame:
-    names = [m.__name__ for m in ALL_MUTANTS]
+def run_zoo(profile: str, seed: int, jobs: int, zoo=ALL_MUTANTS) -> pd.DataFrame:
+    """The kill table of `zoo` (default: the forward and the backward mutants)."""
+    names = [m.__name__ for m in zoo]
     with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
         rows = list(pool.map(hunt, names, [profile] * len(names), [seed] * len(names)))
     return pd.DataFrame(rows)
