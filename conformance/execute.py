@@ -79,14 +79,9 @@ def run_case(worker: Worker, case: Case, repeats: int = 2) -> Record:
     ev = evaluate(x, kernel, bias, **case.spec.conv_kwargs())
     outcome = worker.call(x, kernel, bias, case.spec.conv_kwargs(), repeats=repeats,
                           strided=case.strided)
-    if outcome.kind == "crashed":
-        return case_record(worker.name, case, Status.CRASHED, outcome.message, seconds=outcome.seconds)
-    if outcome.kind == "raised":
-        return case_record(worker.name, case, refusal_status(outcome.error_type),
-                       f"{outcome.error_type}: {outcome.message}", seconds=outcome.seconds)
-    if outcome.changed_inputs:
-        return case_record(worker.name, case, Status.FAIL, modified_inputs(outcome.changed_inputs),
-                       seconds=outcome.seconds)
+    unusable = _unusable(worker, case, outcome)
+    if unusable:
+        return unusable
     verdicts = [judge(ev, out, x, kernel, case.dtype, precision, exact=case.data == "exact",
                       flushes_subnormals=caps.flushes_subnormals) for out in outcome.outputs]
     verdict = max(verdicts, key=lambda v: (v.status == Status.FAIL, v.max_ratio))

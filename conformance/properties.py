@@ -52,16 +52,21 @@ class Caller:
     def __init__(self, worker: Worker, dtype: str) -> None:
         self.worker, self.dtype = worker, dtype
 
-    def __call__(self, x, w, b=None, **args) -> np.ndarray:
-        cast = [None if a is None else np.ascontiguousarray(a, dtype=numpy_dtype(self.dtype))
-                for a in (x, w, b)]
-        outcome = self.worker.call(*cast, args, repeats=1)
+    @staticmethod
+    def _usable(outcome):
+        """The outcome of a call that returned, untouched inputs; else the property ends here."""
         if outcome.kind == "crashed":
             raise _Refused(Status.CRASHED, outcome.message)
         if outcome.kind == "raised":
             raise _Refused(refusal_status(outcome.error_type), f"{outcome.error_type}: {outcome.message}")
         if outcome.changed_inputs:
             raise _Refused(Status.FAIL, modified_inputs(outcome.changed_inputs))
+        return outcome
+
+    def __call__(self, x, w, b=None, **args) -> np.ndarray:
+        cast = [None if a is None else np.ascontiguousarray(a, dtype=numpy_dtype(self.dtype))
+                for a in (x, w, b)]
+        outcome = self._usable(self.worker.call(*cast, args, repeats=1))
         shape = spec_for_arrays(x.shape, w.shape, b is not None, **args).output_shape
         problem = output_problem(outcome.outputs[0], shape, self.dtype, finite=True)
         if problem:
@@ -76,13 +81,7 @@ class GradCaller(Caller):
     def __call__(self, x, w, b, dy, **args) -> tuple:
         cast = [None if a is None else np.ascontiguousarray(a, dtype=numpy_dtype(self.dtype))
                 for a in (x, w, b, dy)]
-        outcome = self.worker.call_grad(*cast, args, repeats=1)
-        if outcome.kind == "crashed":
-            raise _Refused(Status.CRASHED, outcome.message)
-        if outcome.kind == "raised":
-            raise _Refused(refusal_status(outcome.error_type), f"{outcome.error_type}: {outcome.message}")
-        if outcome.changed_inputs:
-            raise _Refused(Status.FAIL, modified_inputs(outcome.changed_inputs))
+        outcome = self._usable(self.worker.call_grad(*cast, args, repeats=1))
         grads = outcome.outputs[0]
         if not isinstance(grads, tuple) or len(grads) != 3 or (grads[2] is None) != (b is None):
             raise _Refused(Status.FAIL, "did not return (dx, dkernel, dbias) (dbias None without bias)")
