@@ -30,7 +30,7 @@ class NumpyIm2col(Backend):
     name = "numpy-im2col"
     capabilities = Capabilities(
         host_memory_traced=True, directions=("forward", "backward"),
-        notes=("backward: dz by the reference's act', dkernel = im2col^T dz, dx by col2im",
+        notes=("backward: dz by the reference's act', per tap dkernel = im2col^T dz and dx by col2im",
                "im2col + NumPy GEMM (pointwise: one GEMM; depthwise: a multiply-add per tap)",
                "activations evaluated by the reference's NumPy definitions",
                f"workspace budget {DEFAULT_WORKSPACE_BYTES // 2**20} MiB by default"))
@@ -58,8 +58,9 @@ class NumpyIm2col(Backend):
         dy = np.asarray(dy, dtype=dtype)
 
         def run():
-            dz = im2col_grad.pre_activation_cotangent(np, x_cl, kernel, bias, dy, spec,
-                                                      self.workspace_bytes)
+            dz = im2col_grad.pre_activation_cotangent(
+                np, lambda: im2col.conv3d_channels_last(np, x_cl, kernel, bias, spec, self.workspace_bytes),
+                dy, spec, dtype)
             dx, dkernel, dbias = im2col_grad.conv3d_grad_channels_last(np, x_cl, kernel, dz, spec)
             dx = dx if spec.channels_last else np.moveaxis(dx, -1, 1)
             return dx, dkernel, dbias if bias is not None else None

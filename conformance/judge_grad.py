@@ -26,10 +26,13 @@ output dtype, eta the compute format's smallest subnormal.
    loses less than tiny times its partner).
 3. Exact regime (integers, every partial sum exact in the declared format): dz is exact except at
    kinks, so the bound is sum |b| E_dz alone, zero away from kinks.
-4. Non-finite values follow the forward judge (same NaN, same infinity, overflow allowed where the
-   magnitude sum reaches the format's range). Where E_dz is infinite (a non-finite z or dy
+4. Non-finite values follow the forward judge (same NaN, same infinity); where the magnitude sum
+   (1 + gamma_n) sum |b| M_dz reaches the compute format's range, a partial sum may overflow, and
+   the element is not judged (the bound is infinite), as the forward judge allows overflow. Where E_dz is infinite (a non-finite z or dy
    under a non-linear activation, a z whose forward partial sums may overflow the compute format,
-   a sparsemax support that the forward error may change) the elements it reaches are not judged.
+   a sparsemax support that the forward error may change) the elements it reaches are not judged,
+   and so are the dkernel taps where a non-finite dz meets padding (the reference's 0 * inf is NaN;
+   a backend that skips padding never forms it).
 """
 
 from __future__ import annotations
@@ -68,11 +71,11 @@ def _elementwise_dz_error(name: str, z, bz, dy, dz, u: float, slack: float, eta:
     with np.errstate(all="ignore"):
         d = DERIVATIVES[name].d1(z)
         lo, hi = derivative_range(name, z - bz, z + bz)
-    m = np.maximum(np.abs(lo), np.abs(hi))
-    ady = np.abs(dy)
-    evaluation = slack * np.maximum(m, 1.0)  # absolute: its formulas subtract terms up to 1
-    error = ady * (np.maximum(hi - d, d - lo) + evaluation + u * m) + eta + own * np.abs(dz)
-    return error, ady * (m + evaluation) * (1 + u) + eta
+        m = np.maximum(np.abs(lo), np.abs(hi))
+        ady = np.abs(dy)
+        evaluation = slack * np.maximum(m, 1.0)  # absolute: its formulas subtract terms up to 1
+        error = ady * (np.maximum(hi - d, d - lo) + evaluation + u * m) + eta + own * np.abs(dz)
+        return error, ady * (m + evaluation) * (1 + u) + eta
 
 
 def _axis_dz_error(name: str, z, bz, dy, u: float, slack: float, eta: float):
@@ -198,12 +201,18 @@ def gradient_bounds(ev: GradEvaluation, x, kernel, dtype: str, precision: str,
                 bound = (s + gamma(n, u) * m + u_out * ref + n * eta + eta_out
                          + 2.0**-52 * ref + gamma(n, 2.0**-53) ** 2 * abs_sum
                          + tiny * (n * partner + n * m_max + 2 * n))
-                bounds.append(bound * (1 + 2.0**-40))  # the float64 evaluation of the bound itself
-        reached = list(_magnitude_sums(spec, np.ones_like(x_abs), np.ones_like(w_abs),
-                                       unknown.astype(np.float64), counts))
-        # dkernel: the reference multiplies padding zeros by dz too (0 * NaN), so an unknown dz
-        # reaches every tap of its filter
-        reached[1] = np.broadcast_to(reached[2], bounds[1].shape)
+                # where a partial sum may overflow the compute format, IEEE allows inf or NaN
+                overflow = m * (1 + gamma(n, u)) >= float(finfo(precision).max)
+                bounds.append(np.where(overflow, np.inf, bound * (1 + 2.0**-40)))  # 2^-40: the
+                # float64 evaluation of the bound itself
+        ones_x, ones_w = np.ones_like(x_abs), np.ones_like(w_abs)
+        reached = list(_magnitude_sums(spec, ones_x, ones_w, unknown.astype(np.float64), counts))
+        # dkernel: the reference multiplies padding zeros by dz too (0 * inf is NaN) where a
+        # backend may skip the padding, so an unknown dz reaches every tap of its filter, and a
+        # non-finite one every tap that reads padding for it
+        _, inside, everywhere = _magnitude_sums(
+            spec, ones_x, ones_w, (unknown | ~np.isfinite(ev.dz)).astype(np.float64), counts)
+        reached[1] = np.broadcast_to(reached[2], bounds[1].shape) + (inside < everywhere)
         bounds = [np.where(np.isnan(b) | (r > 0), np.inf, b) for b, r in zip(bounds, reached)]
     return _api(bounds[0], spec.channels_last), bounds[1], bounds[2]
 

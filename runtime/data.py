@@ -35,6 +35,12 @@ def _exact_integers(rng: np.random.Generator, spec: Conv3DSpec, precision: str):
     return x, w, b
 
 
+def _large_scale(info: np.finfo) -> float:
+    """The large regime's scale: products of two such values near the top of the range (float64:
+    beyond float32's range instead; the exact reference needs float64 headroom)."""
+    return 2.0 ** (min(info.maxexp, 128) / 2 - 1 + (info.maxexp > 128) * 32)
+
+
 def _reals(rng: np.random.Generator, spec: Conv3DSpec, regime: str, dtype: np.dtype):
     xs, ws = spec.input_shape, spec.kernel_shape
     scale = 1 / math.sqrt(spec.taps)
@@ -51,8 +57,7 @@ def _reals(rng: np.random.Generator, spec: Conv3DSpec, regime: str, dtype: np.dt
 
         return wide(xs), wide(ws), wide(spec.filters)
     if regime == "large":  # products near the top of the range: some sums overflow
-        # float64: beyond float32's range instead (the exact reference needs float64 headroom)
-        top = 2.0 ** (min(info.maxexp, 128) / 2 - 1 + (info.maxexp > 128) * 32)
+        top = _large_scale(info)
         return rng.standard_normal(xs) * top, rng.standard_normal(ws) * top, rng.standard_normal(spec.filters)
     if regime == "subnormal":  # inputs around the smallest normal, products deep in subnormals
         tiny = float(info.smallest_normal)
@@ -80,6 +85,24 @@ def strided_view(a: np.ndarray) -> np.ndarray:
     return view
 
 
+def _real_cotangent(rng: np.random.Generator, shape: tuple[int, ...], regime: str,
+                    dtype: np.dtype) -> np.ndarray:
+    """dy for the real regimes, scaled like x in the extreme ones: large (the products x*dy and
+    dy*w near the top of the range), subnormal (around the smallest normal: dx's products dy*w
+    straddle the subnormals), special (NaN, +-inf and -0.0)."""
+    dy = rng.standard_normal(shape)
+    info = np.finfo(dtype)
+    if regime == "large":
+        dy *= _large_scale(info)
+    elif regime == "subnormal":
+        dy *= float(info.smallest_normal)
+    elif regime == "special":
+        flat = dy.reshape(-1)
+        for value, share in ((np.nan, 64), (np.inf, 64), (-np.inf, 64), (-0.0, 8)):
+            flat[rng.choice(flat.size, size=max(1, flat.size // share), replace=False)] = value
+    return dy.astype(dtype)
+
+
 def make_cotangent(spec: Conv3DSpec, shape: tuple[int, ...], dtype: str, regime: str, seed: int,
                    precision: str | None = None) -> np.ndarray:
     """dy of `shape` (the output's) for a backward case. Exact regime: integers small enough, and
@@ -87,10 +110,7 @@ def make_cotangent(spec: Conv3DSpec, shape: tuple[int, ...], dtype: str, regime:
     dbias (N*Dout*Hout*Wout terms x*dy) is exact next to `_exact_integers`' x and w."""
     rng = np.random.default_rng([seed, REGIMES.index(regime) if regime in REGIMES else 0, 1])
     if regime != "exact":
-        dy = rng.standard_normal(shape)
-        if regime == "special":
-            dy.reshape(-1)[rng.choice(dy.size, size=max(1, dy.size // 8), replace=False)] = -0.0
-        return dy.astype(numpy_dtype(dtype))
+        return _real_cotangent(rng, shape, regime, numpy_dtype(dtype))
     limit = 2 ** FORMATS[precision or dtype].accumulator_bits - 1
     count = spec.batch * math.prod(spec.output_spatial)
     dx_terms = spec.taps * spec.filters // spec.groups

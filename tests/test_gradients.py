@@ -74,7 +74,7 @@ def test_backward_validates_like_forward_and_checks_dy():
         conv3d_grad(x, w, b, dy, **(SPEC.conv_kwargs() | dict(activation=np.tanh)))
 
 
-@pytest.mark.parametrize("data", ["exact", "normal", "wide", "large", "special"])
+@pytest.mark.parametrize("data", ["exact", "normal", "wide", "large", "subnormal", "special"])
 def test_rounded_exact_gradients_always_pass(data):
     """The exact gradients rounded to float32: a correct implementation, judged in every regime."""
     from tests.backends_for_tests import reference_grad_float32
@@ -108,14 +108,15 @@ def test_gradient_bugs_fail_with_a_repro(function):
     assert record.repro.endswith("--direction backward")
 
 
-def test_forward_only_backend_is_unsupported_backward_and_numpy_passes():
+def test_forward_only_backend_is_unsupported_backward_and_ours_pass():
     case = Case(SPEC, "float64", "exact", 1, direction="backward")
-    with Worker("numba-direct", timeout_s=60) as worker:
+    with Worker(f"{HERE}:exact_float32", timeout_s=60) as worker:  # a plain forward function
         assert run_case(worker, case).status == Status.UNSUPPORTED
-    with Worker("numpy-im2col", timeout_s=60) as worker:
-        for data in ("exact", "normal", "special"):
-            record = run_case(worker, Case(SPEC, "float32", data, 2, direction="backward"))
-            assert record.status in VERIFIED, record.repro
+    for backend in ("numpy-im2col", "numba-direct"):
+        with Worker(backend, timeout_s=60) as worker:
+            for data in ("exact", "normal", "special"):
+                record = run_case(worker, Case(SPEC, "float32", data, 2, direction="backward"))
+                assert record.status in VERIFIED, record.repro
 
 
 def test_command_line_backward_with_a_plain_function():

@@ -10,8 +10,9 @@ import pytest
 from backends.numba_direct import NumbaDirect
 from backends.numba_direct.plan import plan
 from conformance.judge import judge
-from reference import Conv3DSpec, evaluate
-from runtime.data import make_arrays
+from conformance.judge_grad import judge_grad
+from reference import Conv3DSpec, evaluate, evaluate_grad
+from runtime.data import make_arrays, make_cotangent
 from runtime.records import Status
 from tests.layer_grid import GRID, layer_spec
 
@@ -115,3 +116,40 @@ def test_depthwise_plan_falls_back_to_the_lane_kernel():
     assert verdict.status != Status.FAIL, verdict
     narrow = Conv3DSpec(filters=8, kernel_size=3, groups=8, input_shape=(1, 4, 4, 4, 8))
     assert plan(narrow, np.dtype("float32")).kernel == "lane"
+
+
+@FLOAT32
+@pytest.mark.parametrize("data", ["exact", "normal"])
+def test_backward_grid_within_bound(data):
+    """dx by the transposed convolution (every stride phase), dkernel and dbias, on a third of
+    the grid (every argument, every kernel of the forward pass)."""
+    backend = NumbaDirect()
+    for i, args in enumerate(GRID[data == "normal"::3]):
+        spec = layer_spec(args, filters=(12, 36)[i % 2])
+        x, w, b = make_arrays(spec, "float32", data, i)
+        dy = make_cotangent(spec, spec.output_shape, "float32", data, i)
+        got = backend.conv3d_grad(x, w, b, dy, **spec.conv_kwargs())
+        verdict = judge_grad(evaluate_grad(x, w, b, dy, **spec.conv_kwargs()), got, x, w, "float32",
+                             "float32", exact=data == "exact")
+        assert verdict.status != Status.FAIL, (spec.descriptor, data, i, verdict)
+
+
+@pytest.mark.parametrize("size,k,s,d,pad", [(9, 3, 2, 1, 1), (10, 4, 3, 2, 0), (7, 2, 3, 1, 0),
+                                            (12, 3, 4, 6, 5), (5, 1, 2, 1, 0), (8, 5, 1, 2, 4)])
+def test_transposed_phases_cover_every_input_once(size, k, s, d, pad):
+    """Along one axis the phases write each input cell once, from exactly the (output, tap) pairs
+    that read it: the reference's index relation o*s + t*d = i + pad."""
+    from backends.numba_direct.transposed import axis_phases
+
+    outputs = (size + pad + pad - (k - 1) * d - 1) // s + 1
+    seen = {}
+    for p in axis_phases(size, outputs, k, s, d, pad):
+        for u in range(p.count):
+            i = p.first + u * s
+            pairs = {(p.start + u + j * p.dilation, t) for j, t in enumerate(p.taps)}
+            assert i not in seen
+            seen[i] = {(o, t) for o, t in pairs if 0 <= o < outputs}
+    expected = {i: {(o, t) for o in range(outputs) for t in range(k) if o * s + t * d == i + pad}
+                for i in range(size)}
+    assert {i: v for i, v in expected.items() if v} == {i: v for i, v in seen.items() if v}
+    assert all(not expected[i] for i in set(range(size)) - set(seen))

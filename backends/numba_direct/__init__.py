@@ -17,18 +17,23 @@ which the VERIFICATION.md bound allows for any summation order. Rows whose width
 of the block end with a block that overlaps the one before (recomputing, never reading past the
 row). Unpadded dense layers and depthwise layers are read where they lie; the others in padded
 slabs (backends.im2col tiles), so the extra memory stays within the workspace.
-Activations are evaluated by the reference's NumPy definitions. Without numba the backend is
-unavailable; numpy-im2col is the backend that needs no numba.
+Activations are evaluated by the reference's NumPy definitions. Backward: dx is the transposed
+convolution run by these kernels (backends.numba_direct.transposed), dkernel im2col^T dz one tap
+at a time (backends.im2col_grad), dbias a sum. Without numba the backend is unavailable;
+numpy-im2col is the backend that needs no numba.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 
 import numpy as np
 
-from backends.base import Availability, Backend, Capabilities, Prepared
+from backends import im2col_grad
+from backends.base import Availability, Backend, Capabilities, Prepared, grad_arrays
 from backends.numpy_im2col import epilogue
+from reference.spec import Conv3DSpec
 
 DEFAULT_WORKSPACE_BYTES = 256 * 2**20
 
@@ -38,8 +43,10 @@ class NumbaDirect(Backend):
 
     name = "numba-direct"
     capabilities = Capabilities(
-        host_memory_traced=True,
+        host_memory_traced=True, directions=("forward", "backward"),
         notes=("four register-blocked numba kernels (broadcast, wvector, depthwise, lane), chosen per layer",
+               "backward: dx by the same kernels (transposed convolution, one per stride phase), "
+               "dkernel = im2col^T dz per tap (NumPy GEMM), dbias a sum",
                "activations evaluated by the reference's NumPy definitions",
                f"workspace budget {DEFAULT_WORKSPACE_BYTES // 2**20} MiB by default"))
 
@@ -57,22 +64,49 @@ class NumbaDirect(Backend):
         super().set_threads(threads)  # NumPy's BLAS
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
-    def _prepare(self, spec, x, kernel, bias) -> Prepared:
+    def _forward(self, x_cl: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
+                 spec: Conv3DSpec) -> Callable[[], np.ndarray]:
+        """The pre-activation forward pass (channels last) with weights packed once."""
         from backends.numba_direct.drivers import conv3d_channels_last
         from backends.numba_direct.plan import plan
         from backends.numba_direct.weights import pack_bias, pack_weights
+
+        in_place = x_cl.flags.c_contiguous and bool(np.isfinite(kernel).all())
+        layer_plan = plan(spec, x_cl.dtype, in_place)
+        wp = pack_weights(kernel, spec, layer_plan)
+        bp = pack_bias(bias, spec, layer_plan, x_cl.dtype)
+        return lambda: conv3d_channels_last(x_cl, wp, bp, spec, layer_plan, self.workspace_bytes)
+
+    def _prepare(self, spec, x, kernel, bias) -> Prepared:
+        dtype = x.dtype
+        x_cl = x if spec.channels_last else np.moveaxis(x, 1, -1)
+        kernel = np.ascontiguousarray(kernel, dtype=dtype)
+        bias = None if bias is None else np.asarray(bias, dtype=dtype)
+        forward = self._forward(x_cl, kernel, bias, spec)
+        return Prepared(run=lambda: epilogue(forward(), spec, dtype), to_numpy=np.ascontiguousarray)
+
+    def _prepare_grad(self, spec, x, kernel, bias, dy) -> Prepared:
+        from backends.numba_direct.transposed import input_grad
 
         dtype = x.dtype
         x_cl = x if spec.channels_last else np.moveaxis(x, 1, -1)
         kernel = np.ascontiguousarray(kernel, dtype=dtype)
         bias = None if bias is None else np.asarray(bias, dtype=dtype)
-        in_place = x_cl.flags.c_contiguous and bool(np.isfinite(kernel).all())
-        layer_plan = plan(spec, dtype, in_place)
-        wp = pack_weights(kernel, spec, layer_plan)
-        bp = pack_bias(bias, spec, layer_plan, dtype)
+        dy = np.asarray(dy, dtype=dtype)
+        finite_kernel = bool(np.isfinite(kernel).all())
 
-        def run() -> np.ndarray:
-            out = conv3d_channels_last(x_cl, wp, bp, spec, layer_plan, self.workspace_bytes)
-            return epilogue(out, spec, dtype)
+        def run():
+            dz = im2col_grad.pre_activation_cotangent(np, self._forward(x_cl, kernel, bias, spec),
+                                                      dy, spec, dtype)
+            dz = np.ascontiguousarray(dz)
+            if finite_kernel:
+                dx = input_grad(dz, kernel, spec,
+                                lambda a, w, sub_spec: self._forward(a, w, None, sub_spec)())
+            else:  # 0 * inf in the zero border: col2im adds only the products the reference has
+                dx = im2col_grad.input_grad_col2im(np, kernel, dz, spec)
+            dkernel = im2col_grad.kernel_grad(np, x_cl, dz, spec)
+            dx = dx if spec.channels_last else np.moveaxis(dx, -1, 1)
+            dbias = dz.reshape(-1, spec.filters).sum(axis=0) if bias is not None else None
+            return dx, dkernel, dbias
 
-        return Prepared(run=run, to_numpy=np.ascontiguousarray)
+        return Prepared(run=run, to_numpy=grad_arrays)

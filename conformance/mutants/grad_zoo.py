@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from backends import im2col_grad
+from backends.im2col import conv3d_channels_last
 from backends.base import Capabilities, Prepared, grad_arrays
 from backends.numpy_im2col import DEFAULT_WORKSPACE_BYTES
 from conformance.mutants.zoo import Mutant, respec
@@ -40,8 +41,9 @@ class GradMutant(Mutant):
         return Prepared(run=run, to_numpy=grad_arrays)
 
     def cotangent(self, spec: Conv3DSpec, x_cl, kernel, bias, dy) -> np.ndarray:
-        return im2col_grad.pre_activation_cotangent(np, x_cl, kernel, bias, dy, spec,
-                                                    DEFAULT_WORKSPACE_BYTES)
+        return im2col_grad.pre_activation_cotangent(
+            np, lambda: conv3d_channels_last(np, x_cl, kernel, bias, spec, DEFAULT_WORKSPACE_BYTES),
+            dy, spec, x_cl.dtype)
 
     def grads(self, spec: Conv3DSpec, x_cl, kernel, dz):
         return im2col_grad.conv3d_grad_channels_last(np, x_cl, kernel, dz, spec)
@@ -128,7 +130,7 @@ class DerivativeAtOutput(GradMutant):
     def cotangent(self, spec, x_cl, kernel, bias, dy):
         if spec.activation in (None, "linear"):
             return super().cotangent(spec, x_cl, kernel, bias, dy)
-        z = im2col_grad.conv3d_channels_last(np, x_cl, kernel, bias, spec, DEFAULT_WORKSPACE_BYTES)
+        z = conv3d_channels_last(np, x_cl, kernel, bias, spec, DEFAULT_WORKSPACE_BYTES)
         z = z if spec.channels_last else np.moveaxis(z, -1, 1)
         y = apply_activation(z.astype(np.float64), spec.activation)
         if y.shape != z.shape:  # glu halves the axis: evaluate at z as a fallback
