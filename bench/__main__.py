@@ -35,6 +35,8 @@ def parse_args(argv):
     p.add_argument("--workloads", default="default", help="quick, default, full or a CSV file")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every CPU backend")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--direction", default="both", choices=["forward", "backward", "both"],
+                   help="time conv3d, conv3d_grad (dx, dkernel, dbias) or both (default)")
     p.add_argument("--repeat", type=int, default=5, help="minimum timed runs")
     p.add_argument("--min-time", type=float, default=1.0, help="minimum seconds of timed runs")
     p.add_argument("--memory-budget-gib", type=float, default=0, help="default: 40%% of available RAM")
@@ -61,14 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
     settings = Settings(dtype=args.dtype, threads=args.threads, min_repeats=args.repeat,
-                        min_seconds=args.min_time, memory_budget=int(args.memory_budget_gib * 2**30))
+                        min_seconds=args.min_time, memory_budget=int(args.memory_budget_gib * 2**30),
+                        directions=("forward", "backward") if args.direction == "both" else (args.direction,))
     peak, wide_peak = gemm_peak(args.threads), wide_gemm_peak(args.threads)
     print(f"GEMM peak {peak:.1f} GFLOP/s with {args.threads} threads"
           + (f" ({wide_peak:.1f} with AVX-512 kernels)" if wide_peak else "")
           + f"; {len(workloads)} workloads x {len(backends)} backends", file=sys.stderr)
     meta = dict(command="python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
                 peak_gflops=peak, wide_peak_gflops=wide_peak, threads=args.threads, dtype=args.dtype,
-                min_repeats=args.repeat, min_seconds=args.min_time, environment=environment(),
+                min_repeats=args.repeat, min_seconds=args.min_time, directions=list(settings.directions),
+                environment=environment(),
                 started=time.strftime("%Y-%m-%d %H:%M:%S"))
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out / "meta.json", json.dumps(meta, indent=1))
@@ -76,14 +80,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    bar = tqdm(total=len(workloads) * len(backends), unit="run", file=sys.stderr, dynamic_ncols=True)
+    runs = len(workloads) * len(backends) * len(settings.directions)
+    bar = tqdm(total=runs, unit="run", file=sys.stderr, dynamic_ncols=True)
 
     def on_record(record: Record) -> None:
         records.append(record)
         save_csv(frame(records), args.out / "results.csv")  # every result kept as it comes
         done = (f"{record.timing.gflops:.1f} GFLOP/s" if record.timing and record.timing.gflops
                 else record.message[:80])
-        bar.write(f"{record.case[:42]:<42} {record.backend:<17} {record.status:<11} {done}")
+        bar.write(f"{record.case[:42]:<42} {record.direction:<8} {record.backend:<17} "
+                  f"{record.status:<11} {done}")
         bar.update(1)
 
     with Interrupts() as stop:
@@ -97,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             bar.close()
             bench.close()
     if stop.received:
-        meta["interrupted"] = (f"interrupted by {stop.name} after {len(records)} of "
-                               f"{len(workloads) * len(backends)} runs")
+        meta["interrupted"] = f"interrupted by {stop.name} after {len(records)} of {runs} runs"
         print(f"\n{meta['interrupted']}: the results are kept in {args.out}", file=sys.stderr)
         atomic_write(args.out / "meta.json", json.dumps(meta, indent=1))
     rows = json.loads(frame(records).to_json(orient="records")) if records else []

@@ -38,9 +38,35 @@ def _save(fig, out: Path, stem: str) -> list[str]:
 
 
 def load_results(path: Path) -> pd.DataFrame:
-    """A saved bench table, its case column named `workload`, with each layer's dense FLOPs."""
+    """A saved bench table, its case column named `workload`, with each layer's dense FLOPs (and
+    a direction: "forward" in tables saved before there was one)."""
     df = read_csv(path).rename(columns={"case": "workload"})
-    return df.assign(flops=df["descriptor"].map(lambda d: Conv3DSpec.from_descriptor(d).flops))
+    direction = df["direction"].fillna("forward") if "direction" in df else "forward"
+    return df.assign(flops=df["descriptor"].map(lambda d: Conv3DSpec.from_descriptor(d).flops),
+                     direction=direction)
+
+
+def backward_section(df: pd.DataFrame) -> list[str]:
+    """Backward (dx, dkernel, dbias) medians per workload and backend, and each of ours against
+    torch's CPU backward (the issue's yardstick: within 3x)."""
+    ok = verified(df[df["direction"] == "backward"])
+    if ok.empty:
+        return []
+    ms = (ok.pivot_table(index="workload", columns="backend", values="median_s") * 1e3).round(2)
+    lines = ["## Backward (dx, dkernel, dbias): median ms per call", "",
+             "The sections above are forward; a backward call does twice the forward's dense FLOPs "
+             "(dx and dkernel).", "", markdown_table(ms), ""]
+    ratios = pd.DataFrame({f"{b} / torch": (ms[b] / ms["torch"]).round(2)
+                           for b in (OURS, *ALSO_OURS) if b in ms and "torch" in ms})
+    if ratios.empty:
+        return lines
+    lines += ["### Our backends' backward time / torch's", ""]
+    for column in ratios:
+        r = ratios[column].dropna()
+        lines.append(f"- {column}: geometric mean **{float(np.exp(np.log(r).mean())):.2f}**, worst "
+                     f"{r.max():.2f} ({r.idxmax()}); within 3x on {int((r <= 3).sum())} of {len(r)} "
+                     "workloads.")
+    return lines + ["", markdown_table(ratios), ""]
 
 
 def verified(df: pd.DataFrame) -> pd.DataFrame:
@@ -182,7 +208,8 @@ def _wide_peak_lines(meta: dict) -> list[str]:
 def write_report(out: Path, baseline: str = "best-framework") -> Path:
     """summary.md/html and the plots, drawn from out/results.csv and out/meta.json."""
     out = Path(out)
-    df, meta = load_results(out / "results.csv"), json.loads((out / "meta.json").read_text())
+    everything, meta = load_results(out / "results.csv"), json.loads((out / "meta.json").read_text())
+    df = everything[everything["direction"] == "forward"]
     peak_label = f"fraction of measured GEMM peak ({meta['peak_gflops']:.0f} GFLOP/s)"
     images = (_bars(df, "gflops", "GFLOP/s (dense count, median)", out, "gflops")
               + _bars(df, "fraction_of_peak", peak_label, out, "peak_fraction")
@@ -190,7 +217,6 @@ def write_report(out: Path, baseline: str = "best-framework") -> Path:
     gflops = verified(df).pivot_table(index="workload", columns="backend", values="gflops").round(1)
     fraction = verified(df).pivot_table(index="workload", columns="backend",
                                         values="fraction_of_peak").round(2)
-    problems = df[~df["status"].isin(VERIFIED_VALUES)][["workload", "backend", "status", "message"]]
     lines = ["# Benchmark report", "",
              *([f"**INCOMPLETE: {meta['interrupted']}.**", ""] if meta.get("interrupted") else []),
              f"`{meta.get('command', '')}`", "",
@@ -209,6 +235,9 @@ def write_report(out: Path, baseline: str = "best-framework") -> Path:
         lines += [f"## {OURS} against the best framework", "", *versus_lines, "",
                   markdown_table(versus), ""]
     lines += [f"![{name}]({name})" for name in images if name.endswith(".png")]
+    lines += ["", *backward_section(everything)]
+    problems = everything[~everything["status"].isin(VERIFIED_VALUES)][
+        ["workload", "direction", "backend", "status", "message"]]
     if len(problems):
         lines += ["", "## Not timed", "", markdown_table(problems.set_index("workload"))]
     notes = df[df["note"].fillna("") != ""][["workload", "note"]].drop_duplicates()
@@ -226,14 +255,17 @@ def write_report(out: Path, baseline: str = "best-framework") -> Path:
 
 
 def compare(before: Path, after: Path, out: Path) -> Path:
-    """Ratios after/before of matching rows (workload, backend, dtype, threads), with a plot."""
-    keys = ["workload", "backend", "dtype", "threads"]
+    """Ratios after/before of matching rows (workload, direction, backend, dtype, threads), with a
+    plot."""
+    keys = ["workload", "direction", "backend", "dtype", "threads"]
     a, b = verified(load_results(before)), verified(load_results(after))
     merged = a.merge(b, on=keys, suffixes=("_before", "_after"))
     merged["speedup"] = merged["median_s_before"] / merged["median_s_after"]
     out.mkdir(parents=True, exist_ok=True)
     columns = keys + ["median_s_before", "median_s_after", "speedup"]
     atomic_write(out / "compare.csv", merged[columns].to_csv(index=False))
+    merged["workload"] = merged["workload"].where(merged["direction"] == "forward",
+                                                  merged["workload"] + " (backward)")
     images = _bars(merged.assign(status=str(Status.PASS)), "speedup",
                    f"speed-up of {after.name} over {before.name}", out, "compare")
     table = merged.pivot_table(index="workload", columns="backend", values="speedup").round(2)

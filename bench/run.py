@@ -1,4 +1,6 @@
-"""Benchmark every (workload, backend): verify the output, time it, account FLOPs and memory."""
+"""Benchmark every (workload, direction, backend): verify the output, time it, account FLOPs and
+memory. Backward: the (dx, dkernel, dbias) call for a normal dy, counted as twice the forward's
+dense FLOPs (dx and dkernel; the forward recomputation an activation needs is not counted)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.quiet import wait_until_quiet
-from bench.verify import truth_for, verify
+from bench.verify import grad_truth_for, truth_for, verify
 from bench.workloads import Workload
 from reference.spec import Conv3DSpec
-from runtime.data import make_arrays
+from runtime.data import make_arrays, make_cotangent
 from runtime.records import Record, Status, Timing
 from runtime.worker import LoadError, Worker
 
@@ -28,6 +30,7 @@ class Settings:
     memory_budget: int = 0  # bytes; 0 means 40% of the memory available now
     seed: int = 0
     timeout_s: float = 600.0
+    directions: tuple[str, ...] = ("forward",)
 
 
 def available_memory() -> int:
@@ -62,8 +65,9 @@ def fit_to_budget(workload: Workload, budget: int, itemsize: int) -> tuple[Workl
 
 
 def _record(workload: Workload, backend: str, settings: Settings, status: Status, message: str = "",
-            **extra) -> Record:
+            direction: str = "forward", **extra) -> Record:
     return Record(backend=backend, check="bench", case=workload.name, status=status, message=message,
+                  direction=direction,
                   dtype=settings.dtype, descriptor=workload.spec.descriptor, group=workload.group,
                   sweep=workload.sweep, sweep_value=workload.sweep_value, note=workload.note,
                   threads=settings.threads, **extra)
@@ -101,40 +105,53 @@ class Bench:
         for original in workloads:
             workload, skipped = fit_to_budget(original, budget, itemsize)
             if workload is None:
-                for name in self.backends:
-                    on_record(_record(original, name, self.settings, Status.SKIPPED, skipped))
+                for direction in self.settings.directions:
+                    for name in self.backends:
+                        on_record(_record(original, name, self.settings, Status.SKIPPED, skipped, direction))
                 continue
             spec = workload.spec
             x, kernel, bias = make_arrays(spec, self.settings.dtype, "normal", self.settings.seed)
-            truth = truth_for(spec, x, kernel, bias)
-            for name in self.backends:
-                on_record(self._one(workload, name, truth, x, kernel, bias))
+            for direction in self.settings.directions:
+                dy = None
+                if direction == "backward":
+                    dy = make_cotangent(spec, spec.output_shape, self.settings.dtype, "normal",
+                                        self.settings.seed)
+                    truth = grad_truth_for(spec, x, kernel, bias, dy)
+                else:
+                    truth = truth_for(spec, x, kernel, bias)
+                for name in self.backends:
+                    on_record(self._one(workload, name, truth, x, kernel, bias, dy))
 
-    def _one(self, workload: Workload, name: str, truth, x, kernel, bias) -> Record:
+    def _one(self, workload: Workload, name: str, truth, x, kernel, bias, dy=None) -> Record:
+        direction = "forward" if dy is None else "backward"
         worker = self._worker(name)
+
+        def record(status: Status, message: str = "", **extra) -> Record:
+            return _record(workload, name, self.settings, status, message, direction,
+                           truth=truth.source, **extra)
+
         if isinstance(worker, str):
-            return _record(workload, name, self.settings, Status.UNSUPPORTED, worker, truth=truth.source)
+            return record(Status.UNSUPPORTED, worker)
         caps = worker.capabilities
-        reason = caps.unsupported(workload.spec, self.settings.dtype)
+        reason = caps.unsupported(workload.spec, self.settings.dtype, direction)
         if reason:
-            return _record(workload, name, self.settings, Status.UNSUPPORTED, reason, truth=truth.source)
+            return record(Status.UNSUPPORTED, reason)
         settle_s = wait_until_quiet(self._pids())
         outcome = worker.bench(x, kernel, bias, workload.spec.conv_kwargs(),
                                min_repeats=self.settings.min_repeats,
                                min_seconds=self.settings.min_seconds,
-                               trace_memory=caps.host_memory_traced)
+                               trace_memory=caps.host_memory_traced, dy=dy)
         if outcome.kind != "ok":
-            return _record(workload, name, self.settings, Status.CRASHED,
-                           f"{outcome.error_type} {outcome.message}"[:500], truth=truth.source)
+            return record(Status.CRASHED, f"{outcome.error_type} {outcome.message}"[:500])
         result = outcome.outputs[0]
         output = result.pop("output")
         precision = caps.precision(self.settings.dtype)
         verdict = verify(truth, output, x, kernel, self.settings.dtype, precision, caps.flushes_subnormals)
-        gflops = workload.spec.flops / result["median_s"] / 1e9
+        gflops = workload.spec.flops * (1 if dy is None else 2) / result["median_s"] / 1e9
         counted = verdict.status.verified
         timing = Timing(**result, settle_s=settle_s, gflops=gflops if counted else None,
                         fraction_of_peak=gflops / self.peak if counted else None)
         message = "" if counted else f"{verdict.message}; timing not counted"
-        return _record(workload, name, self.settings, verdict.status, message, truth=truth.source,
-                       device=caps.devices[0], precision=precision, max_ratio=verdict.max_ratio,
-                       worst=verdict.worst, peak_gflops=self.peak, timing=timing)
+        return record(verdict.status, message, device=caps.devices[0], precision=precision,
+                      max_ratio=verdict.max_ratio, worst=verdict.worst, peak_gflops=self.peak,
+                      timing=timing)

@@ -129,9 +129,10 @@ def _axis_dz_error(name: str, z, bz, dy, u: float, slack: float, eta: float):
 
 
 def dz_error(ev: GradEvaluation, x, kernel, dtype: str, precision: str, flushes: bool,
-             exact: bool) -> tuple[np.ndarray, np.ndarray]:
+             exact: bool, z_extra: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(E_dz, M_dz), channels last: how far a correct backend's dz may be from the reference's,
-    and how large it may be."""
+    and how large it may be. `z_extra`: the reference z's own error, when it is not exact (the
+    bench's float64 truth)."""
     spec, name = ev.spec, ev.spec.activation
     u = unit_roundoff(precision)
     eta = float(finfo(precision).smallest_subnormal)
@@ -139,7 +140,7 @@ def dz_error(ev: GradEvaluation, x, kernel, dtype: str, precision: str, flushes:
     if name in (None, "linear"):
         return np.zeros_like(ev.dz) + tiny, np.abs(ev.dy)
     bz = np.zeros_like(ev.forward.pre_activation) if exact else pre_activation_bound(
-        ev.forward, x, kernel, dtype, precision, flushes)
+        ev.forward, x, kernel, dtype, precision, flushes) + z_extra
     slack = 0.0 if _piecewise_constant(name) else ACTIVATION_ULPS * unit_roundoff(dtype)
     z, dy_api = ev.forward.pre_activation, _api(ev.dy, spec.channels_last)
     if ACTIVATIONS[name].axis:
@@ -166,10 +167,13 @@ def _api(a: np.ndarray, channels_last: bool) -> np.ndarray:
 
 
 def gradient_bounds(ev: GradEvaluation, x, kernel, dtype: str, precision: str,
-                    flushes: bool = False, exact: bool = False) -> tuple[np.ndarray, ...]:
-    """Per-element bounds for (dx in x's layout, dkernel, dbias)."""
+                    flushes: bool = False, exact: bool = False,
+                    extra_error: tuple | None = None) -> tuple[np.ndarray, ...]:
+    """Per-element bounds for (dx in x's layout, dkernel, dbias). `extra_error`: the reference's
+    own errors, when it is not exact: (z, dx in x's layout, dkernel, dbias), added."""
     spec = ev.spec
-    error, magnitude = dz_error(ev, x, kernel, dtype, precision, flushes, exact)
+    z_extra, *extras = extra_error if extra_error is not None else (0.0, 0.0, 0.0, 0.0)
+    error, magnitude = dz_error(ev, x, kernel, dtype, precision, flushes, exact, z_extra)
     # non-finite operands are judged by the special-value rule (same NaN, same infinity), so the
     # sums take them as 0; an unknown dz (infinite E_dz) leaves whatever it reaches unjudged
     unknown = ~np.isfinite(error)
@@ -214,7 +218,8 @@ def gradient_bounds(ev: GradEvaluation, x, kernel, dtype: str, precision: str,
             spec, ones_x, ones_w, (unknown | ~np.isfinite(ev.dz)).astype(np.float64), counts)
         reached[1] = np.broadcast_to(reached[2], bounds[1].shape) + (inside < everywhere)
         bounds = [np.where(np.isnan(b) | (r > 0), np.inf, b) for b, r in zip(bounds, reached)]
-    return _api(bounds[0], spec.channels_last), bounds[1], bounds[2]
+    return tuple(b + e for b, e in zip((_api(bounds[0], spec.channels_last), bounds[1], bounds[2]),
+                                       extras))
 
 
 def _magnitude_sums(spec, x_abs: np.ndarray, w_abs: np.ndarray, dz_abs: np.ndarray,
@@ -245,12 +250,14 @@ def grad_problem(got: object, ev: GradEvaluation, dtype: str, finite: bool = Fal
 
 
 def judge_grad(ev: GradEvaluation, got: object, x: np.ndarray, kernel: np.ndarray, dtype: str,
-               precision: str, exact: bool = False, flushes_subnormals: bool = False) -> Verdict:
-    """Compare a backend's (dx, dkernel, dbias) with the reference under the bound above."""
+               precision: str, exact: bool = False, flushes_subnormals: bool = False,
+               extra_error: tuple | None = None) -> Verdict:
+    """Compare a backend's (dx, dkernel, dbias) with the reference under the bound above
+    (`extra_error`: see `gradient_bounds`)."""
     problem = grad_problem(got, ev, dtype)
     if problem:
         return Verdict(Status.FAIL, np.inf, message=problem)
-    bounds = gradient_bounds(ev, x, kernel, dtype, precision, flushes_subnormals, exact)
+    bounds = gradient_bounds(ev, x, kernel, dtype, precision, flushes_subnormals, exact, extra_error)
     acc_max, out_max = float(finfo(precision).max), float(finfo(dtype).max)
     results = []
     for name, g, ref, bound in zip(NAMES, got, (ev.dx, ev.dkernel, ev.dbias), bounds):

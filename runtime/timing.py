@@ -21,11 +21,16 @@ def summarize(times: list[float]) -> dict:
 
 
 def time_call(backend, x, kernel, bias, args: dict, min_repeats: int = 5, min_seconds: float = 1.0,
-              max_repeats: int = 100_000, warmup: int = 1, trace_memory: bool = True) -> dict:
+              max_repeats: int = 100_000, warmup: int = 1, trace_memory: bool = True,
+              dy: np.ndarray | None = None) -> dict:
     """Prepare once (timed), run once more than `warmup` (first-call latency), then repeat until
-    both `min_repeats` runs and `min_seconds` of runs are reached. Runs in the backend's worker."""
+    both `min_repeats` runs and `min_seconds` of runs are reached. Runs in the backend's worker.
+    With `dy`, the backward call (output: the (dx, dkernel, dbias) tuple)."""
     started = time.perf_counter()
-    prepared = backend.prepare(x, kernel, bias, **args)
+    if dy is not None:
+        prepared = backend.prepare_grad(x, kernel, bias, dy, **args)
+    else:
+        prepared = backend.prepare(x, kernel, bias, **args)
     sync = prepared.synchronize
     sync()
     prepare_s = time.perf_counter() - started
@@ -50,7 +55,8 @@ def time_call(backend, x, kernel, bias, args: dict, min_repeats: int = 5, min_se
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     return dict(summarize(times), prepare_s=prepare_s, first_call_s=prepare_s + first_run_s,
-                traced_peak_bytes=peak, output=np.asarray(prepared.to_numpy(out)))
+                traced_peak_bytes=peak,
+                output=prepared.to_numpy(out) if dy is not None else np.asarray(prepared.to_numpy(out)))
 
 
 def gemm_peak(threads: int | None = None, n: int = 2048, seconds: float = 1.0) -> float:

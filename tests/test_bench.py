@@ -17,10 +17,10 @@ from bench.phases import profile
 from bench.quiet import cpu_ticks, wait_until_quiet
 from bench.report import baseline_times, compare, load_results, write_report
 from bench.run import fit_to_budget, memory_estimate
-from bench.verify import numpy_float64_trusted, truth_for, verify
+from bench.verify import grad_truth_for, numpy_float64_trusted, truth_for, verify
 from bench.workloads import Workload, all_csv_layers, load, seed_example
 from reference import Conv3DSpec
-from runtime.data import make_arrays
+from runtime.data import make_arrays, make_cotangent
 from runtime.records import Record, Status, Timing
 from runtime.tables import frame, save_csv
 from runtime.timing import summarize, time_call, wide_gemm_peak
@@ -93,7 +93,7 @@ def test_gate_rejects_a_wrong_output_for_large_layers():
     assert verify(truth, bad, x, w, "float32", "float32", False).status == "FAIL"
 
 
-def _synthetic() -> pd.DataFrame:
+def _synthetic(direction: str = "forward") -> pd.DataFrame:
     records = []
     for backend, speed in (("numba-direct", 1.0), ("numpy-im2col", 0.5), ("torch", 2.0), ("jax", 1.5)):
         for n in (8, 12, 16):
@@ -104,7 +104,8 @@ def _synthetic() -> pd.DataFrame:
                             gflops=speed * 10, fraction_of_peak=speed / 10)
             records.append(Record(backend=backend, check="bench", case=f"sweep spatial {n}",
                                   status=Status.PASS, dtype="float32", descriptor=spec.descriptor,
-                                  group="sweep", sweep="spatial", sweep_value=n, threads=2, timing=timing))
+                                  group="sweep", sweep="spatial", sweep_value=n, threads=2, timing=timing,
+                                  direction=direction))
     return frame(records)
 
 
@@ -132,13 +133,40 @@ def test_report_and_plots_from_a_table(tmp_path):
         assert (tmp_path / f"{stem}.png").stat().st_size > 1000 and (tmp_path / f"{stem}.svg").exists()
 
 
+def test_backward_rows_get_their_own_section_against_torch(tmp_path):
+    df = pd.concat([_synthetic(), _synthetic("backward")])
+    meta = dict(peak_gflops=100.0, threads=2, command="test")
+    text = write_report(_saved(tmp_path, df, meta)).read_text()
+    forward, backward = text.split("## Backward (dx, dkernel, dbias)")
+    assert "numba-direct time / best framework time: **2.00**" in forward  # forward rows only
+    assert "- numba-direct / torch: geometric mean **2.00**" in backward
+    assert "- numpy-im2col / torch: geometric mean **4.00**" in backward
+    assert "within 3x on 0 of 3 workloads" in backward
+
+
+def test_backward_gate_on_a_large_layer():
+    """The float64 truth's gradients (trusted on a reduced copy) pass a correct float32 backward
+    and reject one wrong element."""
+    spec = load("default")[0][3].spec  # I3D 1x1x1: too large for the backward reference
+    x, w, b = make_arrays(spec, "float32", "normal", 0)
+    dy = make_cotangent(spec, spec.output_shape, "float32", "normal", 0)
+    truth = grad_truth_for(spec, x, w, b, dy)
+    assert truth.source == "numpy-im2col float64"
+    good = get_backend("numpy-im2col").conv3d_grad(x, w, b, dy, **spec.conv_kwargs())
+    assert verify(truth, good, x, w, "float32", "float32", False).status == "PASS"
+    bad = tuple(g.copy() for g in good)
+    bad[1][0, 0, 0, 5, 7] += 0.5 * np.abs(good[1]).max()
+    verdict = verify(truth, bad, x, w, "float32", "float32", False)
+    assert verdict.status == "FAIL" and "dkernel: 1 of" in verdict.message
+
+
 def test_a_wrong_output_is_not_timed(tmp_path):
     df = _synthetic()
     wrong = (df.backend == "torch") & (df.case == "sweep spatial 8")
     df.loc[wrong, "status"] = str(Status.FAIL)
     meta = dict(peak_gflops=100.0, threads=2, command="test")
     text = write_report(_saved(tmp_path, df, meta)).read_text()
-    assert "## Not timed" in text and "| sweep spatial 8 | torch | FAIL |" in text
+    assert "## Not timed" in text and "| sweep spatial 8 | forward | torch | FAIL |" in text
     assert baseline_times(load_results(tmp_path / "results.csv"))["sweep spatial 8"] == \
         pytest.approx(df[(df.backend == "jax") & (df.case == "sweep spatial 8")]["median_s"].iloc[0])
 
