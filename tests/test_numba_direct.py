@@ -134,6 +134,23 @@ def test_backward_grid_within_bound(data):
         assert verdict.status != Status.FAIL, (spec.descriptor, data, i, verdict)
 
 
+@FLOAT32
+@pytest.mark.parametrize("data", ["exact", "normal", "special"])
+@pytest.mark.parametrize("args", [dict(strides=(1, 2, 1)), dict(dilation_rate=(2, 1, 2), padding="same"),
+                                  dict(strides=2, padding="same", data_format="channels_first")])
+def test_depthwise_backward_within_bound(args, data):
+    """Depthwise layers: dkernel by the numba filter-gradient kernel, dx by the depthwise kernel."""
+    fmt = args.get("data_format", "channels_last")
+    spec = Conv3DSpec(filters=20, kernel_size=3, groups=20, activation="tanh",
+                      input_shape=(2, 5, 7, 9, 20) if fmt == "channels_last" else (2, 20, 5, 7, 9), **args)
+    x, w, b = make_arrays(spec, "float32", data, 3)
+    dy = make_cotangent(spec, spec.output_shape, "float32", data, 3)
+    got = NumbaDirect().conv3d_grad(x, w, b, dy, **spec.conv_kwargs())
+    verdict = judge_grad(evaluate_grad(x, w, b, dy, **spec.conv_kwargs()), got, x, w, "float32",
+                         "float32", exact=data == "exact")
+    assert verdict.status != Status.FAIL, (spec.descriptor, data, verdict)
+
+
 @pytest.mark.parametrize("size,k,s,d,pad", [(9, 3, 2, 1, 1), (10, 4, 3, 2, 0), (7, 2, 3, 1, 0),
                                             (12, 3, 4, 6, 5), (5, 1, 2, 1, 0), (8, 5, 1, 2, 4)])
 def test_transposed_phases_cover_every_input_once(size, k, s, d, pad):
