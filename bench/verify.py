@@ -86,9 +86,7 @@ def _numpy_float64_grad(spec: Conv3DSpec, x, kernel, bias, dy) -> Truth:
     w64 = kernel.astype(np.float64)
     grads = conv3d_grad_channels_last(np, x_cl, w64, dz, spec)
     sums = conv3d_grad_channels_last(np, np.abs(x_cl), np.abs(w64), np.abs(dz), spec)
-    outputs = spec.batch * int(np.prod(spec.output_spatial))
-    counts = (spec.taps * spec.filters // spec.groups, outputs, outputs)
-    errors = [2 * gamma(n + 1, 2.0**-53) * s for n, s in zip(counts, sums)]
+    errors = [2 * gamma(n + 1, 2.0**-53) * s for n, s in zip(spec.grad_terms, sums)]
     back = (lambda a: a) if cl else (lambda a: np.moveaxis(a, -1, 1))
     gev = GradEvaluation(ev, dy_cl, dz, back(grads[0]), grads[1], grads[2] if bias is not None else None,
                          back(sums[0]), sums[1], sums[2])

@@ -28,16 +28,14 @@ output dtype, eta the compute format's smallest subnormal.
    kinks, so the bound is sum |b| E_dz alone, zero away from kinks.
 4. Non-finite values follow the forward judge (same NaN, same infinity); where the magnitude sum
    (1 + gamma_n) sum |b| M_dz reaches the compute format's range, a partial sum may overflow, and
-   the element is not judged (the bound is infinite), as the forward judge allows overflow. Where E_dz is infinite (a non-finite z or dy
-   under a non-linear activation, a z whose forward partial sums may overflow the compute format,
-   a sparsemax support that the forward error may change) the elements it reaches are not judged,
-   and so are the dkernel taps where a non-finite dz meets padding (the reference's 0 * inf is NaN;
-   a backend that skips padding never forms it).
+   the element is not judged (the bound is infinite), as the forward judge allows overflow.
+   Where E_dz is infinite (a non-finite z or dy under a non-linear activation, a z whose forward
+   partial sums may overflow the compute format, a sparsemax support that the forward error may
+   change) the elements it reaches are not judged, and so are the dkernel taps where a non-finite
+   dz meets padding (the reference's 0 * inf is NaN; a backend that skips padding never forms it).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -182,8 +180,7 @@ def gradient_bounds(ev: GradEvaluation, x, kernel, dtype: str, precision: str,
     x_abs = _cl(np.abs(x.astype(np.float64)), spec.channels_last)
     w_abs = np.abs(kernel.astype(np.float64))
     x_abs, w_abs = (np.where(np.isfinite(a), a, 0.0) for a in (x_abs, w_abs))
-    outputs = spec.batch * math.prod(spec.output_spatial)
-    counts = (spec.taps * spec.filters // spec.groups, outputs, outputs)
+    counts = spec.grad_terms
     with np.errstate(all="ignore"):
         spread = _magnitude_sums(spec, x_abs, w_abs, error, counts)
         if exact:

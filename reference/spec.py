@@ -216,6 +216,13 @@ class Conv3DSpec:
         return math.prod(self.kernel_size) * self.in_channels // self.groups
 
     @property
+    def grad_terms(self) -> tuple[int, int, int]:
+        """Products summed per element of dx (kd*kh*kw*F/groups, padding's included), dkernel and
+        dbias (N*Do*Ho*Wo each)."""
+        outputs = self.batch * math.prod(self.output_spatial)
+        return math.prod(self.kernel_size) * self.filters // self.groups, outputs, outputs
+
+    @property
     def flops(self) -> int:
         """Dense FLOP count 2*N*F*Dout*Hout*Wout*kd*kh*kw*C/groups (padding taps included)."""
         return 2 * self.batch * self.filters * math.prod(self.output_spatial) * self.taps

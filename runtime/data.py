@@ -106,14 +106,13 @@ def _real_cotangent(rng: np.random.Generator, shape: tuple[int, ...], regime: st
 def make_cotangent(spec: Conv3DSpec, shape: tuple[int, ...], dtype: str, regime: str, seed: int,
                    precision: str | None = None) -> np.ndarray:
     """dy of `shape` (the output's) for a backward case. Exact regime: integers small enough, and
-    sparse enough, that every partial sum of dx (taps*F/groups terms dy*w) and of dkernel and
+    sparse enough, that every partial sum of dx (kd*kh*kw*F/groups terms dy*w) and of dkernel and
     dbias (N*Dout*Hout*Wout terms x*dy) is exact next to `_exact_integers`' x and w."""
     rng = np.random.default_rng([seed, REGIMES.index(regime) if regime in REGIMES else 0, 1])
     if regime != "exact":
         return _real_cotangent(rng, shape, regime, numpy_dtype(dtype))
     limit = 2 ** FORMATS[precision or dtype].accumulator_bits - 1
-    count = spec.batch * math.prod(spec.output_spatial)
-    dx_terms = spec.taps * spec.filters // spec.groups
+    dx_terms, count, _ = spec.grad_terms
     m = next((m for m in (4, 2, 1) if dx_terms * m * 2 <= limit and count * m * 4 <= limit), 1)
     dy = rng.integers(-m, m + 1, shape).astype(np.float64)
     keep = limit // (4 * m)  # nonzero terms per dkernel sum (|x| <= 4)

@@ -138,11 +138,14 @@ def test_backward_grid_within_bound(data):
 @pytest.mark.parametrize("data", ["exact", "normal", "special"])
 @pytest.mark.parametrize("args", [dict(strides=(1, 2, 1)), dict(dilation_rate=(2, 1, 2), padding="same"),
                                   dict(strides=2, padding="same", data_format="channels_first")])
-def test_depthwise_backward_within_bound(args, data):
-    """Depthwise layers: dkernel by the numba filter-gradient kernel, dx by the depthwise kernel."""
+@pytest.mark.parametrize("channels,filters,groups", [(20, 20, 20), (16, 32, 8)])
+def test_many_groups_backward_within_bound(channels, filters, groups, args, data):
+    """Depthwise and 8-group layers: dkernel by the numba kernel vectorised over groups, dx by
+    the depthwise or W-vector kernel."""
     fmt = args.get("data_format", "channels_last")
-    spec = Conv3DSpec(filters=20, kernel_size=3, groups=20, activation="tanh",
-                      input_shape=(2, 5, 7, 9, 20) if fmt == "channels_last" else (2, 20, 5, 7, 9), **args)
+    shape = (2, 5, 7, 9, channels) if fmt == "channels_last" else (2, channels, 5, 7, 9)
+    spec = Conv3DSpec(filters=filters, kernel_size=3, groups=groups, activation="tanh",
+                      input_shape=shape, **args)
     x, w, b = make_arrays(spec, "float32", data, 3)
     dy = make_cotangent(spec, spec.output_shape, "float32", data, 3)
     got = NumbaDirect().conv3d_grad(x, w, b, dy, **spec.conv_kwargs())

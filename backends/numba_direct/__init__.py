@@ -19,7 +19,8 @@ row). Unpadded dense layers and depthwise layers are read where they lie; the ot
 slabs (backends.im2col tiles), so the extra memory stays within the workspace.
 Activations are evaluated by the reference's NumPy definitions. Backward: dx is the transposed
 convolution run by these kernels (backends.numba_direct.transposed), dkernel im2col^T dz one tap
-at a time (backends.im2col_grad; depthwise layers: backends.numba_direct.filter_grad), dbias a sum. Without numba the backend is unavailable;
+at a time (backends.im2col_grad; layers of many groups: backends.numba_direct.filter_grad), dbias
+a sum. Without numba the backend is unavailable;
 numpy-im2col is the backend that needs no numba.
 """
 
@@ -46,7 +47,7 @@ class NumbaDirect(Backend):
         host_memory_traced=True, directions=("forward", "backward"),
         notes=("four register-blocked numba kernels (broadcast, wvector, depthwise, lane), chosen per layer",
                "backward: dx by the same kernels (transposed convolution, one per stride phase), "
-               "dkernel = im2col^T dz per tap (NumPy GEMM; depthwise: a numba kernel), dbias a sum",
+               "dkernel = im2col^T dz per tap (NumPy GEMM; 8 groups or more: a numba kernel), dbias a sum",
                "activations evaluated by the reference's NumPy definitions",
                f"workspace budget {DEFAULT_WORKSPACE_BYTES // 2**20} MiB by default"))
 
@@ -86,7 +87,7 @@ class NumbaDirect(Backend):
         return Prepared(run=lambda: epilogue(forward(), spec, dtype), to_numpy=np.ascontiguousarray)
 
     def _prepare_grad(self, spec, x, kernel, bias, dy) -> Prepared:
-        from backends.numba_direct.filter_grad import depthwise_kernel_grad
+        from backends.numba_direct.filter_grad import MIN_GROUPS, grouped_kernel_grad
         from backends.numba_direct.transposed import input_grad
 
         dtype = x.dtype
@@ -105,8 +106,8 @@ class NumbaDirect(Backend):
                                 lambda a, w, sub_spec: self._forward(a, w, None, sub_spec)())
             else:  # 0 * inf in the zero border: col2im adds only the products the reference has
                 dx = im2col_grad.input_grad_col2im(np, kernel, dz, spec)
-            if spec.groups == spec.in_channels == spec.filters:
-                dkernel = depthwise_kernel_grad(x_cl, dz, spec)
+            if spec.groups >= MIN_GROUPS:
+                dkernel = grouped_kernel_grad(x_cl, dz, spec)
             else:
                 dkernel = im2col_grad.kernel_grad(np, x_cl, dz, spec)
             dx = dx if spec.channels_last else np.moveaxis(dx, -1, 1)

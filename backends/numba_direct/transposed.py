@@ -65,7 +65,8 @@ def _window(dz: np.ndarray, axis: int, start: int, length: int) -> np.ndarray:
     shape[axis] = length
     out = np.zeros(shape, dz.dtype)
     if hi > lo:
-        out[(slice(None),) * axis + (slice(lo - start, hi - start),)] = dz[(slice(None),) * axis + (slice(lo, hi),)]
+        lead = (slice(None),) * axis
+        out[lead + (slice(lo - start, hi - start),)] = dz[lead + (slice(lo, hi),)]
     return out
 
 

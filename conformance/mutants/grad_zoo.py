@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from backends import im2col_grad
-from backends.im2col import conv3d_channels_last
 from backends.base import Capabilities, Prepared, grad_arrays
+from backends.im2col import conv3d_channels_last
 from backends.numpy_im2col import DEFAULT_WORKSPACE_BYTES
 from conformance.mutants.zoo import Mutant, respec
 from reference.activations import apply_activation
