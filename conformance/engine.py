@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from conformance import strategies
@@ -110,6 +111,7 @@ def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
     spent SHRINK_BUDGET_S shrinking (HANG_SHRINK_STEPS short timeouts when the failure was a
     timeout), the smallest failure found so far is reported and no new round starts.
     """
+    set_hypothesis_home_dir(str(cache_dir() / "hypothesis"))  # not ./.hypothesis where the suite runs
     log: list[Record] = []
     seen: set[tuple] = set()
     shrinking = dict(spent=0.0, budget=SHRINK_BUDGET_S)
