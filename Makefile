@@ -21,9 +21,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
-# Two pytest processes; a backend's conformance checks stay in one of them (one worker each).
+# Two pytest processes; a backend's conformance checks stay in one of them (one worker each). The
+# plugin's forward checks of every CPU backend (quick profile) run beside tests/; the backward
+# direction is tested by tests/test_gradients.py and `make conformance`.
 test: install
-	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup
+	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup --conv3d-backend all --conv3d-direction forward
 
 conformance: install
 	$(PY) -m conformance --backend all --profile $(PROFILE) -j $(JOBS) --report reports/conformance
@@ -49,5 +51,5 @@ gpu-report:
 		--out reports/gpu/bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .conformance *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .conformance *.egg-info build
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

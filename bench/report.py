@@ -18,6 +18,8 @@ from runtime.records import VERIFIED_VALUES, Status
 from runtime.tables import markdown_table, read_csv
 
 FRAMEWORKS = ("torch", "tensorflow", "jax")
+STYLE = ("<style>body { font-family: sans-serif; margin: 1.5em; } table { border-collapse: collapse; "
+         "font-size: 0.85em; } th, td { border: 1px solid #ccc; padding: 2px 6px; }</style>")
 OURS = "numba-direct"  # the backend the "against the best framework" section is about
 ALSO_OURS = ("numpy-im2col",)  # shown beside it in that section
 
@@ -46,13 +48,20 @@ def load_results(path: Path) -> pd.DataFrame:
                      direction=direction)
 
 
+def backward_ms(df: pd.DataFrame) -> pd.DataFrame:
+    """workload x backend: verified backward median milliseconds."""
+    ok = verified(df[df["direction"] == "backward"])
+    if ok.empty:
+        return pd.DataFrame()
+    return (ok.pivot_table(index="workload", columns="backend", values="median_s") * 1e3).round(2)
+
+
 def backward_section(df: pd.DataFrame) -> list[str]:
     """Backward (dx, dkernel, dbias) medians per workload and backend, and each of ours against
     torch's CPU backward (the issue's yardstick: within 3x)."""
-    ok = verified(df[df["direction"] == "backward"])
-    if ok.empty:
+    ms = backward_ms(df)
+    if ms.empty:
         return []
-    ms = (ok.pivot_table(index="workload", columns="backend", values="median_s") * 1e3).round(2)
     lines = ["## Backward (dx, dkernel, dbias): median ms per call", "",
              "The sections above are forward; a backward call does twice the forward's dense FLOPs "
              "(dx and dkernel).", "", markdown_table(ms), ""]
@@ -245,11 +254,17 @@ def write_report(out: Path, baseline: str = "best-framework") -> Path:
         lines += ["", "## Workload notes", "", markdown_table(notes.set_index("workload"))]
     lines += ["", "## Environment", "", "```", json.dumps(meta.get("environment", {}), indent=1), "```", ""]
     atomic_write(out / "summary.md", "\n".join(lines))
-    html = ["<html><head><meta charset='utf-8'><title>Benchmark report</title></head><body>",
-            "<h1>Benchmark report</h1>", f"<p>GEMM peak {meta['peak_gflops']:.1f} GFLOP/s</p>",
-            "<h2>GFLOP/s</h2>", gflops.to_html(), "<h2>Fraction of peak</h2>", fraction.to_html(),
-            "<h2>Fastest</h2>", winners(df).to_html()]
-    html += [f"<img src='{name}'>" for name in images if name.endswith(".svg")]
+    backward = backward_ms(everything)
+    html = ["<html><head><meta charset='utf-8'><title>Benchmark report</title>", STYLE, "</head><body>",
+            "<h1>Benchmark report</h1>",
+            f"<p>GEMM peak {meta['peak_gflops']:.1f} GFLOP/s; details in <a href='summary.md'>summary.md"
+            "</a>, every row in <a href='results.csv'>results.csv</a>.</p>",
+            *(["<h2>Not timed</h2>", problems.to_html(index=False)] if len(problems) else []),
+            "<h2>GFLOP/s (forward)</h2>", gflops.to_html(), "<h2>Fraction of peak (forward)</h2>",
+            fraction.to_html(), "<h2>Fastest per workload (forward)</h2>", winners(df).to_html(),
+            *(["<h2>Backward: median ms per call</h2>", backward.to_html()] if len(backward) else [])]
+    html += [f"<h2>{name.removesuffix('.svg')}</h2><img src='{name}' alt='{name}'>" for name in images
+             if name.endswith(".svg")]
     atomic_write(out / "summary.html", "\n".join(html + ["</body></html>"]))
     return out / "summary.md"
 

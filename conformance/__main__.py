@@ -34,6 +34,7 @@ from conformance.engine import (
 from conformance.execute import run_case, run_invalid, too_large
 from conformance.profiles import DEFAULT_PROFILE, PROFILES
 from conformance.properties import BACKWARD_PROPERTIES, PROPERTIES, Problem, check_property
+from conformance.junit import write_junit
 from conformance.report import save_results, write_report
 from reference.formats import DTYPES
 from reference.spec import Conv3DSpec
@@ -67,6 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE)
     p.add_argument("--seed", type=int, default=0, help="hypothesis seed (and a single case's data seed)")
     p.add_argument("--report", type=Path, help="write the report into this directory")
+    p.add_argument("--junit", type=Path, metavar="FILE",
+                   help="also write the results as JUnit XML (one testcase per case) to FILE")
     p.add_argument("-j", "--jobs", type=_positive(int), default=1,
                    help="checks run in parallel processes")
     p.add_argument("--checks", default=",".join(CHECKS), help=f"subset of {','.join(CHECKS)}")
@@ -249,6 +252,9 @@ def _run(args: argparse.Namespace, stop: Interrupts) -> int:
                     backend_info=[dataclasses.asdict(i) for i in infos.values()])
         save_results(records, args.report, meta)
         print(f"report: {write_report(args.report)}", file=sys.stderr)
+    if args.junit:
+        args.junit.parent.mkdir(parents=True, exist_ok=True)
+        print(f"JUnit XML: {write_junit(records, args.junit)}", file=sys.stderr)
     counts = Counter(str(r.status) for r in records)
     print(f"{len(records)} cases in {time.time() - started:.0f} s: " +
           ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), file=sys.stderr)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from conformance import strategies
@@ -28,11 +29,12 @@ from conformance.fixed import worked_cases, workload_cases
 from conformance.profiles import PROFILES, Profile
 from conformance.properties import BACKWARD_PROPERTIES, PROPERTIES, Problem, check_property
 from reference.spec import Conv3DSpec
+from runtime.files import cache_dir
 from runtime.interrupts import ignore_interrupts
 from runtime.records import BackendInfo, Record, Status
 from runtime.worker import LoadError, Worker, die_with_parent
 
-DEFAULT_DB = Path(".conformance/db")
+DEFAULT_DB = cache_dir() / "db"  # failing examples, replayed first by the next run
 GENERATED = {"exact": strategies.exact_cases, "realistic": strategies.realistic_cases,
              "extreme": strategies.extreme_cases}
 HYPOTHESIS_CHECKS = (*GENERATED, "invalid")  # drawn by hypothesis: a failure is shrunk
@@ -60,6 +62,7 @@ class Job:
     replay_only: bool = False  # replay the example database's failures, generate nothing
     direction: str = "forward"  # or "backward": the same checks on conv3d_grad
     function_direction: str = "forward"  # what a plain function backend is taken for
+    dtypes: tuple[str, ...] = ()  # the dtypes to check, of those the backend declares (all: empty)
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ def _hypothesis_check(job: Job, strategy, execute: Callable[[object], Record],
     spent SHRINK_BUDGET_S shrinking (HANG_SHRINK_STEPS short timeouts when the failure was a
     timeout), the smallest failure found so far is reported and no new round starts.
     """
+    set_hypothesis_home_dir(str(cache_dir() / "hypothesis"))  # not ./.hypothesis where the suite runs
     log: list[Record] = []
     seen: set[tuple] = set()
     shrinking = dict(spent=0.0, budget=SHRINK_BUDGET_S)
@@ -237,6 +241,14 @@ def _records(job: Job, worker: Worker) -> Iterator[Record]:
         return iter([Record(backend=job.backend, check=job.check, case=f"{job.check}:{direction}",
                             status=Status.UNSUPPORTED, direction=direction,
                             message=f"the {direction} direction is not supported")])
+    if job.dtypes:
+        kept = tuple(d for d in caps.dtypes if d in job.dtypes)
+        if not kept:
+            return iter([Record(backend=job.backend, check=job.check, case=f"{job.check}:{direction}",
+                                status=Status.UNSUPPORTED, direction=direction,
+                                message=f"none of the dtypes {', '.join(job.dtypes)} is declared "
+                                        f"(declares {', '.join(caps.dtypes)})")])
+        caps = dataclasses.replace(caps, dtypes=kept)
     if job.check in GENERATED:
         return _hypothesis_check(job, GENERATED[job.check](caps, direction),
                                  lambda c: run_case(worker, c), profile.examples[job.check], worker)
@@ -244,12 +256,14 @@ def _records(job: Job, worker: Worker) -> Iterator[Record]:
         return _hypothesis_check(job, strategies.invalid_cases(direction),
                                  lambda c: run_invalid(worker, c), profile.examples["invalid"], worker)
     if job.check == "worked":
-        return _fixed(worker, (dataclasses.replace(c, direction=direction) for c in worked_cases()))
+        return _fixed(worker, (dataclasses.replace(c, direction=direction) for c in worked_cases()
+                               if c.dtype in caps.dtypes or not job.dtypes))
     if job.check == "covering":
         return _fixed(worker, (dataclasses.replace(c, direction=direction) for c in covering_cases(
             caps.dtypes, caps.data_formats, caps.groups, caps.dilation)))
     if job.check == "workload":
-        return _fixed(worker, workload_cases(profile.workloads))
+        return _fixed(worker, (c for c in workload_cases(profile.workloads)
+                               if c.dtype in caps.dtypes or not job.dtypes))
     problem = Problem(*profile.property_problem)
     names = PROPERTIES if direction == "forward" else BACKWARD_PROPERTIES
     return (check_property(worker, name, problem, caps.dtypes[0], job.seed, job.profile)

@@ -8,6 +8,7 @@ leaves a half-written report. `python -m conformance.report DIR` redraws from DI
 
 from __future__ import annotations
 
+import html
 import json
 import sys
 from collections.abc import Iterable
@@ -329,20 +330,57 @@ def write_report(out: Path) -> Path:
     return out / "summary.md"
 
 
+STYLE = """<style>
+body { font-family: sans-serif; margin: 1.5em; }
+table { border-collapse: collapse; font-size: 0.85em; margin-bottom: 1em; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: left; }
+td.pass { background: #d9f2d9; } td.fail { background: #f7c6c6; font-weight: bold; }
+td.known { background: #fde8b8; } td.unsupported { background: #e8e8e8; color: #666; }
+.incomplete { color: #a00; }
+</style>"""
+
+
+def _cell_class(cell: str) -> str:
+    """A feature-matrix cell ('ok/bad/unsupported (k known)', or a count of nondeterministic
+    cases) as a colour class."""
+    counts = [int(v) for v in cell.split(" ")[0].split("/")] if cell else []
+    if len(counts) == 1:
+        return "fail" if counts[0] else "pass"
+    if len(counts) != 3:
+        return ""
+    ok, bad, unsupported = counts
+    return "fail" if bad else "known" if "known" in cell else "pass" if ok else \
+        "unsupported" if unsupported else ""
+
+
+def _matrix_html(matrix: pd.DataFrame) -> str:
+    """The backend x feature matrix as a table coloured by status."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in matrix.columns)
+    rows = ["<table><tr><th>feature</th>" + head + "</tr>"]
+    for label, row in matrix.iterrows():
+        cells = "".join(f"<td class='{_cell_class(str(v))}'>{html.escape(str(v))}</td>" for v in row)
+        rows.append(f"<tr><th>{html.escape(str(label))}</th>{cells}</tr>")
+    return "\n".join(rows + ["</table>"])
+
+
 def _html(df: pd.DataFrame, meta: dict, images: list[str], cover: Coverage) -> str:
-    parts = ["<html><head><meta charset='utf-8'><title>Conformance report</title></head><body>",
-             "<h1>Conformance report</h1>",
-             *([f"<p><strong>INCOMPLETE: {meta['interrupted']}.</strong></p>"]
-               if meta.get("interrupted") else []),
-             f"<p>Profile {meta.get('profile')}, seed {meta.get('seed')}, {len(df)} cases.</p>",
-             "<h2>Status per backend</h2>", summary_table(df).to_html(),
-             "<h2>Backend x feature (pass / fail / unsupported)</h2>", feature_matrix(df).to_html(),
-             *cover.html()]
-    if images:
-        parts.append(f"<h2>Error / bound</h2><img src='{images[-1]}'>")
+    """summary.html: failures first, then the status table, the coloured backend x feature matrix,
+    coverage and every plot inline."""
     failing = df[df["status"].isin(FAILING_VALUES)]
-    parts.append("<h2>Failures</h2>" + (failing[["backend", "status", "message", "repro"]].to_html()
-                                        if len(failing) else "<p>None.</p>"))
+    parts = ["<html><head><meta charset='utf-8'><title>Conformance report</title>", STYLE,
+             "</head><body>", "<h1>Conformance report</h1>",
+             *([f"<p class='incomplete'><strong>INCOMPLETE: {html.escape(meta['interrupted'])}."
+                "</strong></p>"] if meta.get("interrupted") else []),
+             f"<p>Profile {meta.get('profile')}, seed {meta.get('seed')}, {len(df)} cases; "
+             "details in <a href='summary.md'>summary.md</a>, every case in "
+             "<a href='results.csv.gz'>results.csv.gz</a>.</p>",
+             "<h2>Failures</h2>" + (failing[["backend", "direction", "status", "message", "repro"]]
+                                    .to_html(index=False) if len(failing) else "<p>None.</p>"),
+             "<h2>Status per backend</h2>", summary_table(df).to_html(),
+             "<h2>Backend x feature (verified / failing / unsupported)</h2>",
+             _matrix_html(feature_matrix(df)), *cover.html()]
+    parts += [f"<h2>Error / bound</h2><img src='{name}' alt='{name}'>" for name in images
+              if name.endswith(".svg")]
     return "\n".join(parts + ["</body></html>"])
 
 

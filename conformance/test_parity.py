@@ -1,6 +1,7 @@
-"""Conformance checks as pytest tests: one test per (backend, check), selectable with -k.
+"""Conformance checks as pytest tests: one test per (backend, direction, check), selectable with -k.
+Collected by the pytest plugin (conformance.pytest_plugin) under --conv3d-backend:
 
-    pytest conformance --backend torch --profile ci -k exact
+    pytest --conv3d-backend torch --conv3d-profile ci -k exact
 
 The checks of one backend share one worker process (loaded once, not once per check) and, under
 pytest-xdist (`-n`), run in the same test process (`--dist loadgroup`).
@@ -9,15 +10,15 @@ pytest-xdist (`-n`), run in the same test process (`--dist loadgroup`).
 import pytest
 
 from backends.registry import get_backend, registered_names
-from conformance.engine import CHECKS, Job, run_check
+from conformance.engine import BACKWARD_CHECKS, CHECKS, DIRECTIONS, Job, run_check
 from runtime.records import Status
 from runtime.worker import LoadError, Worker
 
 
 def _backends(config) -> list[str]:
-    """The --backend names; 'all' (the default) means every available CPU backend (pytest's own
-    process imports the backends anyway, so availability is asked here, not in a probe process)."""
-    names = config.getoption("--backend") or ["all"]
+    """The --conv3d-backend names; 'all' (the default) means every available CPU backend (pytest's
+    own process imports the backends anyway, so availability is asked here, not in a probe)."""
+    names = config.getoption("--conv3d-backend") or ["all"]
     if "all" in names:
         cpu = [n for n in registered_names() if get_backend(n).availability().ok
                and get_backend(n).capabilities.devices == ("cpu",)]
@@ -25,19 +26,35 @@ def _backends(config) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _list(config, option: str, allowed) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in config.getoption(option).split(",") if v.strip())
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise pytest.UsageError(f"{option}: unknown {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    return values
+
+
 def pytest_generate_tests(metafunc):
     if "job" in metafunc.fixturenames:
         config = metafunc.config
-        jobs = [Job(b, check, config.getoption("--profile"), config.getoption("--conformance-seed"))
-                for b in _backends(config) for check in CHECKS]
+        direction = config.getoption("--conv3d-direction")
+        directions = DIRECTIONS if direction == "both" else (direction,)
+        checks = _list(config, "--conv3d-checks", CHECKS) or CHECKS
+        dtypes = _list(config, "--conv3d-dtypes", ("float64", "float32", "float16", "bfloat16"))
+        jobs = [Job(b, check, config.getoption("--conv3d-profile"), config.getoption("--conv3d-seed"),
+                    direction=d, function_direction="backward" if direction == "backward" else "forward",
+                    dtypes=dtypes)
+                for d in directions for b in _backends(config) for check in checks
+                if d == "forward" or check in BACKWARD_CHECKS]
         metafunc.parametrize("job", [pytest.param(j, marks=pytest.mark.xdist_group(j.backend)) for j in jobs],
-                             ids=[f"{j.backend}-{j.check}" for j in jobs])
+                             ids=[f"{j.backend}-{j.direction}-{j.check}" for j in jobs])
 
 
 @pytest.fixture(scope="module")
 def workers():
-    """Backend name -> its running worker (None where it failed to load: run_check reports that)."""
-    running: dict[str, Worker | None] = {}
+    """(backend, function direction) -> its running worker (None where it failed to load:
+    run_check reports that)."""
+    running: dict[tuple[str, str], Worker | None] = {}
     yield running
     for worker in running.values():
         if worker is not None:
@@ -45,16 +62,18 @@ def workers():
 
 
 def test_conformance(job: Job, workers):
-    if job.backend not in workers:
+    key = (job.backend, job.function_direction)
+    if key not in workers:
         try:
-            workers[job.backend] = Worker(job.backend, threads=job.threads, timeout_s=job.timeout_s)
+            workers[key] = Worker(job.backend, threads=job.threads, timeout_s=job.timeout_s,
+                                  function_direction=job.function_direction)
         except LoadError:
-            workers[job.backend] = None
-    records = run_check(job, workers[job.backend]).records
-    assert records, f"{job.backend} {job.check}: no case ran"
+            workers[key] = None
+    records = run_check(job, workers[key]).records
+    assert records, f"{job.backend} {job.direction} {job.check}: no case ran"
     failing = [r for r in records if r.status.failing]
     assert not failing, f"{len(failing)} failing case(s) of {len(records)}:\n" + "\n".join(
         f"{r.status}: {r.case}\n  {r.message.splitlines()[0][:300] if r.message else ''}\n  repro: {r.repro}"
         for r in failing)
     if all(r.status == Status.UNSUPPORTED for r in records):
-        pytest.skip(f"{job.backend}: every {job.check} case is unsupported: {records[0].message}")
+        pytest.skip(f"{job.backend}: every {job.direction} {job.check} case is unsupported: {records[0].message}")

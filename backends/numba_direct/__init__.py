@@ -20,8 +20,7 @@ slabs (backends.im2col tiles), so the extra memory stays within the workspace.
 Activations are evaluated by the reference's NumPy definitions. Backward: dx is the transposed
 convolution run by these kernels (backends.numba_direct.transposed), dkernel im2col^T dz one tap
 at a time (backends.im2col_grad; layers of many groups: backends.numba_direct.filter_grad), dbias
-a sum. Without numba the backend is unavailable;
-numpy-im2col is the backend that needs no numba.
+a sum. Without numba the backend is unavailable; numpy-im2col is the backend that needs no numba.
 """
 
 from __future__ import annotations
@@ -65,26 +64,26 @@ class NumbaDirect(Backend):
         super().set_threads(threads)  # NumPy's BLAS
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
-    def _forward(self, x_cl: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
-                 spec: Conv3DSpec) -> Callable[[], np.ndarray]:
-        """The pre-activation forward pass (channels last) with weights packed once."""
+    def _forward(self, kernel: np.ndarray, bias: np.ndarray | None, spec: Conv3DSpec, dtype: np.dtype,
+                 in_place: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+        """The pre-activation forward pass (channels last in and out), weights packed once.
+        `in_place`: the input will be C-contiguous (see `plan`)."""
         from backends.numba_direct.drivers import conv3d_channels_last
         from backends.numba_direct.plan import plan
         from backends.numba_direct.weights import pack_bias, pack_weights
 
-        in_place = x_cl.flags.c_contiguous and bool(np.isfinite(kernel).all())
-        layer_plan = plan(spec, x_cl.dtype, in_place)
+        layer_plan = plan(spec, dtype, in_place and bool(np.isfinite(kernel).all()))
         wp = pack_weights(kernel, spec, layer_plan)
-        bp = pack_bias(bias, spec, layer_plan, x_cl.dtype)
-        return lambda: conv3d_channels_last(x_cl, wp, bp, spec, layer_plan, self.workspace_bytes)
+        bp = pack_bias(bias, spec, layer_plan, dtype)
+        return lambda x_cl: conv3d_channels_last(x_cl, wp, bp, spec, layer_plan, self.workspace_bytes)
 
     def _prepare(self, spec, x, kernel, bias) -> Prepared:
         dtype = x.dtype
         x_cl = x if spec.channels_last else np.moveaxis(x, 1, -1)
         kernel = np.ascontiguousarray(kernel, dtype=dtype)
         bias = None if bias is None else np.asarray(bias, dtype=dtype)
-        forward = self._forward(x_cl, kernel, bias, spec)
-        return Prepared(run=lambda: epilogue(forward(), spec, dtype), to_numpy=np.ascontiguousarray)
+        forward = self._forward(kernel, bias, spec, dtype, x_cl.flags.c_contiguous)
+        return Prepared(run=lambda: epilogue(forward(x_cl), spec, dtype), to_numpy=np.ascontiguousarray)
 
     def _prepare_grad(self, spec, x, kernel, bias, dy) -> Prepared:
         from backends.numba_direct.filter_grad import MIN_GROUPS, grouped_kernel_grad
@@ -95,17 +94,16 @@ class NumbaDirect(Backend):
         kernel = np.ascontiguousarray(kernel, dtype=dtype)
         bias = None if bias is None else np.asarray(bias, dtype=dtype)
         dy = np.asarray(dy, dtype=dtype)
-        finite_kernel = bool(np.isfinite(kernel).all())
+        forward = self._forward(kernel, bias, spec, dtype, x_cl.flags.c_contiguous)
+        transposed = (input_grad(kernel, spec, lambda w, s, d: self._forward(w, None, s, d))
+                      if np.isfinite(kernel).all() else None)
 
         def run():
-            dz = im2col_grad.pre_activation_cotangent(np, self._forward(x_cl, kernel, bias, spec),
-                                                      dy, spec, dtype)
-            dz = np.ascontiguousarray(dz)
-            if finite_kernel:
-                dx = input_grad(dz, kernel, spec,
-                                lambda a, w, sub_spec: self._forward(a, w, None, sub_spec)())
-            else:  # 0 * inf in the zero border: col2im adds only the products the reference has
-                dx = im2col_grad.input_grad_col2im(np, kernel, dz, spec)
+            dz = np.ascontiguousarray(im2col_grad.pre_activation_cotangent(
+                np, lambda: forward(x_cl), dy, spec, dtype))
+            # a non-finite weight: col2im, which forms only the products the reference has (the
+            # transposed convolution's zero border would add 0 * inf)
+            dx = transposed(dz) if transposed else im2col_grad.input_grad_col2im(np, kernel, dz, spec)
             if spec.groups >= MIN_GROUPS:
                 dkernel = grouped_kernel_grad(x_cl, dz, spec)
             else:

@@ -77,24 +77,34 @@ def transposed_kernel(kernel: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(w.transpose(0, 1, 2, 5, 4, 3).reshape(*k, f // groups, groups * cg))
 
 
-def input_grad(dz: np.ndarray, kernel: np.ndarray, spec: Conv3DSpec,
-               forward: Callable[[np.ndarray, np.ndarray, Conv3DSpec], np.ndarray]) -> np.ndarray:
-    """dx (N, D, H, W, C) from dz (channels last) by the phases above; `forward(x, kernel, spec)`
-    is the backend's own pre-activation forward pass (channels last, no bias)."""
-    dx = np.zeros((spec.batch, *spec.in_spatial, spec.in_channels), dz.dtype)
+Forward = Callable[[np.ndarray, np.ndarray, Conv3DSpec], Callable[[np.ndarray], np.ndarray]]
+
+
+def input_grad(kernel: np.ndarray, spec: Conv3DSpec, forward: Forward) -> Callable[[np.ndarray], np.ndarray]:
+    """dz (channels last, C-contiguous) -> dx (N, D, H, W, C) by the phases above, planned and
+    packed once. `forward(kernel, spec, dtype)` prepares the backend's own pre-activation forward
+    pass (channels last, no bias) and returns it as a function of its input."""
     w_t = transposed_kernel(kernel, spec.groups)
     per_axis = [axis_phases(n, o, k, s, d, pad) for n, o, k, s, d, (pad, _) in zip(
         spec.in_spatial, spec.output_spatial, spec.kernel_size, spec.strides, spec.dilation_rate,
         spec.pads)]
+    steps = []
     for phase in product(*per_axis):
-        window = dz
-        for axis, p in enumerate(phase, start=1):
-            window = _window(window, axis, p.start, p.length)
-        sub = w_t[np.ix_(*(p.taps for p in phase))]
+        window = (spec.batch, *(p.length for p in phase), spec.filters)
         sub_spec = Conv3DSpec(filters=spec.in_channels, kernel_size=tuple(len(p.taps) for p in phase),
-                              input_shape=window.shape, dilation_rate=tuple(p.dilation for p in phase),
+                              input_shape=window, dilation_rate=tuple(p.dilation for p in phase),
                               groups=spec.groups, use_bias=False)
-        out = forward(np.ascontiguousarray(window), sub, sub_spec)
-        target = tuple(slice(p.first, None, s) for p, s in zip(phase, spec.strides))
-        dx[(slice(None), *target)] = out
-    return dx
+        run = forward(np.ascontiguousarray(w_t[np.ix_(*(p.taps for p in phase))]), sub_spec, kernel.dtype)
+        target = (slice(None), *(slice(p.first, None, s) for p, s in zip(phase, spec.strides)))
+        steps.append((phase, run, target))
+
+    def dx_of(dz: np.ndarray) -> np.ndarray:
+        dx = np.zeros((spec.batch, *spec.in_spatial, spec.in_channels), dz.dtype)
+        for phase, run, target in steps:
+            window = dz
+            for axis, p in enumerate(phase, start=1):
+                window = _window(window, axis, p.start, p.length)
+            dx[target] = run(np.ascontiguousarray(window))
+        return dx
+
+    return dx_of

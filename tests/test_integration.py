@@ -1,0 +1,87 @@
+"""Where users already are: the pytest plugin run from a directory outside the repository, JUnit
+XML from the command line, and the installed console command."""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from junitparser import Failure, JUnitXml, Skipped
+
+ROOT = Path(__file__).resolve().parents[1]
+# A user's own module: a correct float32 conv3d, and one that drops the bias of the last filter.
+USER_MODULE = textwrap.dedent('''
+    import numpy as np
+    from reference import conv3d as exact
+
+    def conv3d(x, kernel, bias=None, **args):
+        return exact(x, kernel, bias, **args).astype(np.asarray(x).dtype)
+
+    def broken(x, kernel, bias=None, **args):
+        if bias is not None:
+            bias = np.array(bias, copy=True)
+            bias[-1] = 0
+        return conv3d(x, kernel, bias, **args)
+''')
+QUICK = ["--conv3d-profile", "quick", "--conv3d-direction", "forward", "--conv3d-checks", "exact,invalid"]
+
+
+@pytest.fixture
+def user_dir(tmp_path) -> Path:
+    (tmp_path / "mykernels.py").write_text(USER_MODULE)
+    return tmp_path
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(cwd), CONV3D_PARITY_CACHE=str(cwd / "cache"))
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_pytest_plugin_outside_the_repo_passes_a_correct_function_and_fails_a_broken_one(user_dir):
+    ok = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--conv3d-backend", "mykernels:conv3d",
+               *QUICK], user_dir)
+    assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
+    assert "2 passed" in ok.stdout
+    bad = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--conv3d-backend", "mykernels:broken",
+                *QUICK, "--junitxml", "out.xml"], user_dir)
+    assert bad.returncode == 1, bad.stdout[-3000:]
+    assert "repro: python -m conformance --backend mykernels:broken" in bad.stdout
+    cases = list(JUnitXml.fromfile(str(user_dir / "out.xml")))[0]
+    failed = [c for c in cases if any(isinstance(r, Failure) for r in c.result)]
+    assert [c.name for c in failed] == ["test_conformance[mykernels:broken-forward-exact]"]
+    # the example database and hypothesis' own files went to the cache, not where pytest ran
+    assert not (user_dir / ".conformance").exists() and not (user_dir / ".hypothesis").exists()
+    assert (user_dir / "cache" / "db").is_dir()
+
+
+def test_junit_from_the_command_line_has_one_testcase_per_case(user_dir):
+    for function, code in (("conv3d", 0), ("broken", 1)):
+        done = _run(["-m", "conformance", "--backend", f"mykernels:{function}", "--profile", "quick",
+                     "--checks", "exact,invalid", "--direction", "both", "--no-db",
+                     "--junit", f"{function}.xml"], user_dir)
+        assert done.returncode == code, done.stderr[-3000:]
+        ran = int(done.stderr.strip().splitlines()[-1].split()[0])  # "N cases in S s: ..."
+        xml = JUnitXml.fromfile(str(user_dir / f"{function}.xml"))
+        cases = [c for suite in xml for c in suite]
+        assert len(cases) == ran > 0
+        failures = [c for c in cases if any(isinstance(r, Failure) for r in c.result)]
+        skipped = [c for c in cases if any(isinstance(r, Skipped) for r in c.result)]
+        assert skipped  # the backward direction of a forward function: UNSUPPORTED
+        if code:
+            assert failures and all("repro: python -m conformance" in f.result[0].text for f in failures)
+            assert "worst element" in failures[0].result[0].text
+        else:
+            assert not failures
+
+
+def test_console_command_dispatches(tmp_path):
+    shutil.copytree(ROOT / "reports" / "conformance", tmp_path / "conformance")
+    done = subprocess.run([sys.executable, "-m", "bench.cli", "report", str(tmp_path / "conformance")],
+                          cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, MPLBACKEND="Agg"))
+    assert done.returncode == 0 and done.stdout.strip().endswith("summary.md"), done.stderr
+    bad = subprocess.run([sys.executable, "-m", "bench.cli", "frobnicate"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage: conv3d-parity" in bad.stderr
