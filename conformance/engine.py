@@ -233,6 +233,11 @@ def _check(job: Job, worker: Worker, started: float) -> CheckResult:
                                                  check_seconds=elapsed) for r in records], info)
 
 
+def _kept(dtype: str, job: Job, caps) -> str:
+    """A fixed case's dtype, or under a dtype subset (job.dtypes) the first one kept instead."""
+    return dtype if not job.dtypes or dtype in caps.dtypes else caps.dtypes[0]
+
+
 def _records(job: Job, worker: Worker) -> Iterator[Record]:
     """The records of job's check, run on `worker`."""
     profile: Profile = PROFILES[job.profile]
@@ -256,14 +261,14 @@ def _records(job: Job, worker: Worker) -> Iterator[Record]:
         return _hypothesis_check(job, strategies.invalid_cases(direction),
                                  lambda c: run_invalid(worker, c), profile.examples["invalid"], worker)
     if job.check == "worked":
-        return _fixed(worker, (dataclasses.replace(c, direction=direction) for c in worked_cases()
-                               if c.dtype in caps.dtypes or not job.dtypes))
+        return _fixed(worker, (dataclasses.replace(c, direction=direction, dtype=_kept(c.dtype, job, caps))
+                               for c in worked_cases()))
     if job.check == "covering":
         return _fixed(worker, (dataclasses.replace(c, direction=direction) for c in covering_cases(
             caps.dtypes, caps.data_formats, caps.groups, caps.dilation)))
     if job.check == "workload":
-        return _fixed(worker, (c for c in workload_cases(profile.workloads)
-                               if c.dtype in caps.dtypes or not job.dtypes))
+        return _fixed(worker, (dataclasses.replace(c, dtype=_kept(c.dtype, job, caps))
+                               for c in workload_cases(profile.workloads)))
     problem = Problem(*profile.property_problem)
     names = PROPERTIES if direction == "forward" else BACKWARD_PROPERTIES
     return (check_property(worker, name, problem, caps.dtypes[0], job.seed, job.profile)

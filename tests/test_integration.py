@@ -85,3 +85,16 @@ def test_console_command_dispatches(tmp_path):
     assert done.returncode == 0 and done.stdout.strip().endswith("summary.md"), done.stderr
     bad = subprocess.run([sys.executable, "-m", "bench.cli", "frobnicate"], capture_output=True, text=True)
     assert bad.returncode == 2 and "usage: conv3d-parity" in bad.stderr
+
+
+def test_a_dtype_subset_restricts_every_check():
+    """--conv3d-dtypes: generated, fixed and covering cases all keep to the dtypes asked for;
+    asking for none the backend declares is UNSUPPORTED."""
+    from conformance.engine import Job, run_check
+    from runtime.records import Status
+
+    for check in ("exact", "worked", "covering"):
+        records = run_check(Job("numpy-im2col", check, "quick", database=None, dtypes=("float64",))).records
+        assert records and {r.dtype for r in records} == {"float64"}, check
+    none = run_check(Job("numpy-im2col", "exact", "quick", database=None, dtypes=("bfloat16",))).records
+    assert [r.status for r in none] == [Status.UNSUPPORTED] and "bfloat16" in none[0].message
