@@ -76,4 +76,5 @@ def test_conformance(job: Job, workers):
         f"{r.status}: {r.case}\n  {r.message.splitlines()[0][:300] if r.message else ''}\n  repro: {r.repro}"
         for r in failing)
     if all(r.status == Status.UNSUPPORTED for r in records):
-        pytest.skip(f"{job.backend}: every {job.direction} {job.check} case is unsupported: {records[0].message}")
+        pytest.skip(f"{job.backend}: every {job.direction} {job.check} case is unsupported: "
+                    f"{records[0].message}")
