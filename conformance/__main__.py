@@ -32,9 +32,9 @@ from conformance.engine import (
     run_jobs,
 )
 from conformance.execute import run_case, run_invalid, too_large
+from conformance.junit import write_junit
 from conformance.profiles import DEFAULT_PROFILE, PROFILES
 from conformance.properties import BACKWARD_PROPERTIES, PROPERTIES, Problem, check_property
-from conformance.junit import write_junit
 from conformance.report import save_results, write_report
 from reference.formats import DTYPES
 from reference.spec import Conv3DSpec
