@@ -6,18 +6,21 @@ With dz = dy * act'(z) (z recomputed by the caller's forward pass), per tap t an
 - dx (col2im): dz_g @ kernel[t]_g^T is added back into the padded input's gradient at the
   positions tap t read (strided, dilated), padding cropped;
 - dbias = dz summed over batch and space.
-Everything stays in the input dtype (the float32 bound applies); the extra memory is one tap's
-columns (N*Do*Ho*Wo*C), never all taps at once.
+Everything stays in the input dtype (the float32 bound applies). dkernel takes as many taps at
+once as WORKSPACE_BYTES of columns hold (one GEMM per group for them); col2im goes tap by tap.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 
 from reference.derivatives import vjp
 from reference.spec import Conv3DSpec
+
+WORKSPACE_BYTES = 64 * 2**20  # columns held at once by kernel_grad
 
 
 def tap_slices(spec: Conv3DSpec, tap: tuple[int, int, int]) -> tuple[slice, ...]:
@@ -46,16 +49,29 @@ def _grouped(a, groups: int):
     return a.reshape(-1, groups, a.shape[-1] // groups).swapaxes(0, 1)
 
 
-def kernel_grad(xp, x_cl, dz, spec: Conv3DSpec):
-    """dkernel (kd, kh, kw, C/groups, F) = sum over batch and outputs of x (padded) times dz."""
-    groups = spec.groups
+def _tap_chunks(spec: Conv3DSpec, itemsize: int, workspace_bytes: int) -> list[list[tuple[int, ...]]]:
+    """The kernel taps in consecutive runs whose columns (N*Do*Ho*Wo x C each) fit the workspace."""
+    taps = list(np.ndindex(*spec.kernel_size))
+    per_tap = spec.batch * math.prod(spec.output_spatial) * spec.in_channels * itemsize
+    size = max(1, min(len(taps), workspace_bytes // max(per_tap, 1)))
+    return [taps[i:i + size] for i in range(0, len(taps), size)]
+
+
+def kernel_grad(xp, x_cl, dz, spec: Conv3DSpec, workspace_bytes: int = WORKSPACE_BYTES):
+    """dkernel (kd, kh, kw, C/groups, F) = sum over batch and outputs of x (padded) times dz: one
+    GEMM per group for as many taps as the workspace holds columns of (few, large products)."""
+    groups, cg = spec.groups, spec.in_channels // spec.groups
     xpad = xp.pad(x_cl, ((0, 0), *spec.pads, (0, 0)))
     dz_g = _grouped(dz, groups)  # (G, M, Fg)
-    dkernel = xp.empty((*spec.kernel_size, spec.in_channels // groups, spec.filters), dz.dtype)
-    for tap in np.ndindex(*spec.kernel_size):
-        cols = _grouped(xpad[tap_slices(spec, tap)], groups)  # (G, M, Cg)
-        dk = xp.matmul(cols.swapaxes(1, 2), dz_g)  # (G, Cg, Fg)
-        dkernel[tap] = dk.swapaxes(0, 1).reshape(dkernel.shape[3:])
+    dkernel = xp.empty((*spec.kernel_size, cg, spec.filters), dz.dtype)
+    for chunk in _tap_chunks(spec, dz.dtype.itemsize, workspace_bytes):
+        cols = xp.stack([xpad[tap_slices(spec, tap)] for tap in chunk], axis=-2)  # (N, Do, Ho, Wo, T, C)
+        cols = cols.reshape(-1, len(chunk), groups, cg).transpose(2, 0, 1, 3)  # (G, M, T, Cg)
+        cols = cols.reshape(groups, -1, len(chunk) * cg)
+        dk = xp.matmul(cols.swapaxes(1, 2), dz_g)  # (G, T*Cg, Fg)
+        dk = dk.reshape(groups, len(chunk), cg, -1).transpose(1, 2, 0, 3).reshape(len(chunk), cg, -1)
+        for tap, value in zip(chunk, dk):
+            dkernel[tap] = value
     return dkernel
 
 

@@ -18,9 +18,9 @@ of the block end with a block that overlaps the one before (recomputing, never r
 row). Unpadded dense layers and depthwise layers are read where they lie; the others in padded
 slabs (backends.im2col tiles), so the extra memory stays within the workspace.
 Activations are evaluated by the reference's NumPy definitions. Backward: dx is the transposed
-convolution run by these kernels (backends.numba_direct.transposed), dkernel im2col^T dz one tap
-at a time (backends.im2col_grad; layers of many groups: backends.numba_direct.filter_grad), dbias
-a sum. Without numba the backend is unavailable; numpy-im2col is the backend that needs no numba.
+convolution run by these kernels (backends.numba_direct.transposed; wide dense layers: col2im),
+dkernel im2col^T dz (backends.im2col_grad; layers of many groups: backends.numba_direct.filter_grad),
+dbias a sum. Without numba the backend is unavailable; numpy-im2col is the backend that needs no numba.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ from backends.numpy_im2col import epilogue
 from reference.spec import Conv3DSpec
 
 DEFAULT_WORKSPACE_BYTES = 256 * 2**20
+# Backward, dense layers with this many input or output channels: dx by col2im (NumPy's GEMM), which
+# `python -m bench --direction backward` measured faster than our transposed convolution there on
+# a 2-core Intel Xeon (Emerald Rapids; see issue #24 on these kernels' speed on Intel)
+COL2IM_CHANNELS = 64
 
 
 class NumbaDirect(Backend):
@@ -45,8 +49,9 @@ class NumbaDirect(Backend):
     capabilities = Capabilities(
         host_memory_traced=True, directions=("forward", "backward"),
         notes=("four register-blocked numba kernels (broadcast, wvector, depthwise, lane), chosen per layer",
-               "backward: dx by the same kernels (transposed convolution, one per stride phase), "
-               "dkernel = im2col^T dz per tap (NumPy GEMM; 8 groups or more: a numba kernel), dbias a sum",
+               "backward: dx by the same kernels (transposed convolution, one per stride phase; dense "
+               "layers of 64 channels or more: col2im), dkernel = im2col^T dz (NumPy GEMM; 8 groups "
+               "or more: a numba kernel), dbias a sum",
                "activations evaluated by the reference's NumPy definitions",
                f"workspace budget {DEFAULT_WORKSPACE_BYTES // 2**20} MiB by default"))
 
@@ -95,14 +100,16 @@ class NumbaDirect(Backend):
         bias = None if bias is None else np.asarray(bias, dtype=dtype)
         dy = np.asarray(dy, dtype=dtype)
         forward = self._forward(kernel, bias, spec, dtype, x_cl.flags.c_contiguous)
+        # dx by the transposed convolution of our kernels, except where col2im is the one to use:
+        # a non-finite weight (the transposed convolution's zero border would add 0 * inf) and
+        # dense layers of COL2IM_CHANNELS channels or more (NumPy's GEMM is faster there)
+        wide = spec.groups == 1 and max(spec.in_channels, spec.filters) >= COL2IM_CHANNELS
         transposed = (input_grad(kernel, spec, lambda w, s, d: self._forward(w, None, s, d))
-                      if np.isfinite(kernel).all() else None)
+                      if np.isfinite(kernel).all() and not wide else None)
 
         def run():
             dz = np.ascontiguousarray(im2col_grad.pre_activation_cotangent(
                 np, lambda: forward(x_cl), dy, spec, dtype))
-            # a non-finite weight: col2im, which forms only the products the reference has (the
-            # transposed convolution's zero border would add 0 * inf)
             dx = transposed(dz) if transposed else im2col_grad.input_grad_col2im(np, kernel, dz, spec)
             if spec.groups >= MIN_GROUPS:
                 dkernel = grouped_kernel_grad(x_cl, dz, spec)
