@@ -16,11 +16,13 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from reference.derivatives import vjp
 from reference.spec import Conv3DSpec
 
 WORKSPACE_BYTES = 64 * 2**20  # columns held at once by kernel_grad
+SMALL_GEMM_MACS = 64 * 10**6  # dkernel products below this many multiply-adds: one BLAS thread
 
 
 def tap_slices(spec: Conv3DSpec, tap: tuple[int, int, int]) -> tuple[slice, ...]:
@@ -64,15 +66,24 @@ def kernel_grad(xp, x_cl, dz, spec: Conv3DSpec, workspace_bytes: int = WORKSPACE
     xpad = xp.pad(x_cl, ((0, 0), *spec.pads, (0, 0)))
     dz_g = _grouped(dz, groups)  # (G, M, Fg)
     dkernel = xp.empty((*spec.kernel_size, cg, spec.filters), dz.dtype)
-    for chunk in _tap_chunks(spec, dz.dtype.itemsize, workspace_bytes):
-        cols = xp.stack([xpad[tap_slices(spec, tap)] for tap in chunk], axis=-2)  # (N, Do, Ho, Wo, T, C)
-        cols = cols.reshape(-1, len(chunk), groups, cg).transpose(2, 0, 1, 3)  # (G, M, T, Cg)
-        cols = cols.reshape(groups, -1, len(chunk) * cg)
-        dk = xp.matmul(cols.swapaxes(1, 2), dz_g)  # (G, T*Cg, Fg)
-        dk = dk.reshape(groups, len(chunk), cg, -1).transpose(1, 2, 0, 3).reshape(len(chunk), cg, -1)
-        for tap, value in zip(chunk, dk):
-            dkernel[tap] = value
+    # a small product on one BLAS thread: a second one would go on spinning after the call,
+    # taking the core from whatever parallel kernel comes next (numba-direct's)
+    with threadpool_limits(1 if spec.flops // 2 < SMALL_GEMM_MACS else None, user_api="blas"):
+        for chunk in _tap_chunks(spec, dz.dtype.itemsize, workspace_bytes):
+            _chunk_grad(xp, xpad, dz_g, spec, chunk, dkernel)
     return dkernel
+
+
+def _chunk_grad(xp, xpad, dz_g, spec: Conv3DSpec, chunk: list[tuple[int, ...]], dkernel) -> None:
+    """dkernel[tap] for the taps of `chunk`, by one GEMM per group."""
+    groups, cg = spec.groups, spec.in_channels // spec.groups
+    cols = xp.stack([xpad[tap_slices(spec, tap)] for tap in chunk], axis=-2)  # (N, Do, Ho, Wo, T, C)
+    cols = cols.reshape(-1, len(chunk), groups, cg).transpose(2, 0, 1, 3)  # (G, M, T, Cg)
+    cols = cols.reshape(groups, -1, len(chunk) * cg)
+    dk = xp.matmul(cols.swapaxes(1, 2), dz_g)  # (G, T*Cg, Fg)
+    dk = dk.reshape(groups, len(chunk), cg, -1).transpose(1, 2, 0, 3).reshape(len(chunk), cg, -1)
+    for tap, value in zip(chunk, dk):
+        dkernel[tap] = value
 
 
 def input_grad_col2im(xp, kernel, dz, spec: Conv3DSpec):
