@@ -163,7 +163,7 @@ def test_transposed_phases_cover_every_input_once(size, k, s, d, pad):
 
     outputs = (size + pad + pad - (k - 1) * d - 1) // s + 1
     seen = {}
-    for p in axis_phases(size, outputs, k, s, d, pad):
+    for p in axis_phases(size, k, s, d, pad):
         for u in range(p.count):
             i = p.first + u * s
             pairs = {(p.start + u + j * p.dilation, t) for j, t in enumerate(p.taps)}

@@ -36,8 +36,9 @@ class AxisPhase:
     count: int  # outputs of this phase
 
 
-def axis_phases(size: int, outputs: int, k: int, s: int, d: int, pad: int) -> list[AxisPhase]:
-    """The phases of one axis of an input of `size` cells, `outputs` outputs, padding `pad` before."""
+def axis_phases(size: int, k: int, s: int, d: int, pad: int) -> list[AxisPhase]:
+    """The phases of one axis of an input of `size` cells, padding `pad` before (a window that
+    runs past dz reads zeros: no output count is needed)."""
     g = math.gcd(s, d)
     phases = []
     for r in range(s):
@@ -85,9 +86,8 @@ def input_grad(kernel: np.ndarray, spec: Conv3DSpec, forward: Forward) -> Callab
     packed once. `forward(kernel, spec, dtype)` prepares the backend's own pre-activation forward
     pass (channels last, no bias) and returns it as a function of its input."""
     w_t = transposed_kernel(kernel, spec.groups)
-    per_axis = [axis_phases(n, o, k, s, d, pad) for n, o, k, s, d, (pad, _) in zip(
-        spec.in_spatial, spec.output_spatial, spec.kernel_size, spec.strides, spec.dilation_rate,
-        spec.pads)]
+    per_axis = [axis_phases(n, k, s, d, pad) for n, k, s, d, (pad, _) in zip(
+        spec.in_spatial, spec.kernel_size, spec.strides, spec.dilation_rate, spec.pads)]
     steps = []
     for phase in product(*per_axis):
         window = (spec.batch, *(p.length for p in phase), spec.filters)
