@@ -16,6 +16,15 @@ from reference.spec import Conv3DSpec
 DEFAULT_WORKSPACE_BYTES = 256 * 2**20
 
 
+def channels_last_operands(spec: Conv3DSpec, x, kernel, bias, dy=None) -> tuple:
+    """(x channels last, kernel C-contiguous, bias, dy) as NumPy arrays of x's dtype (bias and dy
+    None when not given; dy keeps its layout)."""
+    dtype = x.dtype
+    x_cl = x if spec.channels_last else np.moveaxis(x, 1, -1)
+    return (x_cl, np.ascontiguousarray(kernel, dtype=dtype),
+            *(None if a is None else np.asarray(a, dtype=dtype) for a in (bias, dy)))
+
+
 def epilogue(out: np.ndarray, spec: Conv3DSpec, dtype: np.dtype) -> np.ndarray:
     """A channels-last pre-activation output in the input's layout, activated, in `dtype`."""
     with phase("epilogue"):
@@ -40,9 +49,7 @@ class NumpyIm2col(Backend):
 
     def _prepare(self, spec, x, kernel, bias) -> Prepared:
         dtype = x.dtype
-        x_cl = x if spec.channels_last else np.moveaxis(x, 1, -1)
-        kernel = np.asarray(kernel, dtype=dtype)
-        bias = None if bias is None else np.asarray(bias, dtype=dtype)
+        x_cl, kernel, bias, _ = channels_last_operands(spec, x, kernel, bias)
 
         def run() -> np.ndarray:
             out = im2col.conv3d_channels_last(np, x_cl, kernel, bias, spec, self.workspace_bytes)
@@ -52,10 +59,7 @@ class NumpyIm2col(Backend):
 
     def _prepare_grad(self, spec, x, kernel, bias, dy) -> Prepared:
         dtype = x.dtype
-        x_cl = x if spec.channels_last else np.moveaxis(x, 1, -1)
-        kernel = np.asarray(kernel, dtype=dtype)
-        bias = None if bias is None else np.asarray(bias, dtype=dtype)
-        dy = np.asarray(dy, dtype=dtype)
+        x_cl, kernel, bias, dy = channels_last_operands(spec, x, kernel, bias, dy)
 
         def run():
             dz = im2col_grad.pre_activation_cotangent(

@@ -32,7 +32,7 @@ import numpy as np
 
 from backends import im2col_grad
 from backends.base import Availability, Backend, Capabilities, Prepared, grad_arrays
-from backends.numpy_im2col import epilogue
+from backends.numpy_im2col import channels_last_operands, epilogue
 from reference.spec import Conv3DSpec
 
 DEFAULT_WORKSPACE_BYTES = 256 * 2**20
@@ -84,9 +84,7 @@ class NumbaDirect(Backend):
 
     def _prepare(self, spec, x, kernel, bias) -> Prepared:
         dtype = x.dtype
-        x_cl = x if spec.channels_last else np.moveaxis(x, 1, -1)
-        kernel = np.ascontiguousarray(kernel, dtype=dtype)
-        bias = None if bias is None else np.asarray(bias, dtype=dtype)
+        x_cl, kernel, bias, _ = channels_last_operands(spec, x, kernel, bias)
         forward = self._forward(kernel, bias, spec, dtype, x_cl.flags.c_contiguous)
         return Prepared(run=lambda: epilogue(forward(x_cl), spec, dtype), to_numpy=np.ascontiguousarray)
 
@@ -95,10 +93,7 @@ class NumbaDirect(Backend):
         from backends.numba_direct.transposed import input_grad
 
         dtype = x.dtype
-        x_cl = x if spec.channels_last else np.moveaxis(x, 1, -1)
-        kernel = np.ascontiguousarray(kernel, dtype=dtype)
-        bias = None if bias is None else np.asarray(bias, dtype=dtype)
-        dy = np.asarray(dy, dtype=dtype)
+        x_cl, kernel, bias, dy = channels_last_operands(spec, x, kernel, bias, dy)
         forward = self._forward(kernel, bias, spec, dtype, x_cl.flags.c_contiguous)
         # dx by the transposed convolution of our kernels, except where col2im is the one to use:
         # a non-finite weight (the transposed convolution's zero border would add 0 * inf) and

@@ -12,7 +12,7 @@ import numpy as np
 from backends import im2col_grad
 from backends.base import Capabilities, Prepared, grad_arrays
 from backends.im2col import conv3d_channels_last
-from backends.numpy_im2col import DEFAULT_WORKSPACE_BYTES
+from backends.numpy_im2col import DEFAULT_WORKSPACE_BYTES, channels_last_operands
 from conformance.mutants.zoo import Mutant, respec
 from reference.activations import apply_activation
 from reference.derivatives import vjp
@@ -28,12 +28,10 @@ class GradMutant(Mutant):
 
     def _prepare_grad(self, spec, x, kernel, bias, dy) -> Prepared:
         dtype = x.dtype
-        x_cl = x if spec.channels_last else np.moveaxis(x, 1, -1)
-        kernel = np.asarray(kernel, dtype=dtype)
-        bias = None if bias is None else np.asarray(bias, dtype=dtype)
+        x_cl, kernel, bias, dy = channels_last_operands(spec, x, kernel, bias, dy)
 
         def run():
-            dz = self.cotangent(spec, x_cl, kernel, bias, np.asarray(dy, dtype=dtype))
+            dz = self.cotangent(spec, x_cl, kernel, bias, dy)
             dx, dkernel, dbias = self.grads(spec, x_cl, kernel, dz)
             dx = dx if spec.channels_last else np.moveaxis(dx, -1, 1)
             return dx, dkernel.astype(dtype, copy=False), dbias if bias is not None else None
