@@ -28,8 +28,8 @@ from conformance.execute import case_record, run_case, run_invalid
 from conformance.fixed import worked_cases, workload_cases
 from conformance.profiles import PROFILES, Profile
 from conformance.properties import BACKWARD_PROPERTIES, PROPERTIES, Problem, check_property
+from reference.numba_target import cache_dir
 from reference.spec import Conv3DSpec
-from runtime.files import cache_dir
 from runtime.interrupts import ignore_interrupts
 from runtime.records import BackendInfo, Record, Status
 from runtime.worker import LoadError, Worker, die_with_parent

@@ -202,6 +202,9 @@ def _compile(fn):
     """`fn` compiled by numba, its helpers and prange resolved to compiled ones (no fast-math)."""
     import numba
 
+    from reference.numba_target import configure
+
+    configure()
     scope = dict(globals(), prange=numba.prange)
     scope |= {name: numba.njit(cache=True)(globals()[name]) for name in HELPERS}
     return numba.njit(parallel=True, cache=True)(

@@ -86,13 +86,3 @@ class ReportDir:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
-
-
-def cache_dir() -> Path:
-    """Where conv3d-parity keeps what it learns between runs (the example database of failing
-    cases): $CONV3D_PARITY_CACHE, else $XDG_CACHE_HOME/conv3d-parity, else ~/.cache/conv3d-parity;
-    never the current directory, so an installed suite leaves nothing where it is run."""
-    if os.environ.get("CONV3D_PARITY_CACHE"):
-        return Path(os.environ["CONV3D_PARITY_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "conv3d-parity"

@@ -14,7 +14,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from reference.numba_target import configure
 from reference.spec import Conv3DSpec
+
+configure()  # numba's target, chosen before the first compile (reference.numba_target)
 
 MIN_GROUPS = 8  # from here on the group lanes fill half a 512-bit vector of float32 or more
 

@@ -17,6 +17,10 @@ import llvmlite.binding
 import numba
 import numpy as np
 
+from reference.numba_target import configure
+
+configure()  # numba's target, chosen before the first compile (reference.numba_target)
+
 # LLVM fully unrolls constant-trip loops of up to 14 iterations: the row loop (rw <= 14) is
 # unrolled into registers, while the filter loop (fb >= 16) stays a loop for the vectoriser.
 # Without this, a 16- or 32-filter loop is unrolled into scalars and runs 30x slower.
@@ -25,8 +29,9 @@ llvmlite.binding.set_option("conv3d-parity", "-unroll-full-max-count=14")
 
 @numba.njit(inline="always", cache=True)
 def _unravel_job(job: int, inner: int, groups: int, rows: int, planes: int) -> tuple[int, ...]:
-    """(inner, group, row, plane, batch) indices of a kernel's job number, the inner index (a
-    filter, channel or W block) varying fastest. Scalars only: see the aliasing rule above."""
+    """The digits of a job number in the radices (inner, groups, rows, planes, -), the first varying
+    fastest: (inner, group, row, plane, batch) as most kernels use them. Scalars only: see the
+    aliasing rule above."""
     t = job // inner
     u = t // groups
     v = u // rows
@@ -47,7 +52,8 @@ def broadcast_kernel(rw: int, fb: int):
         groups, nblk, kd, kh, kw, cg, _ = wp.shape
         w_out = out.shape[3]
         for job in numba.prange(ns * nd * nh * groups * nblk):
-            blk, g, j, i, n = _unravel_job(job, nblk, groups, nh, nd)
+            # rows vary fastest: the threads' contiguous runs of jobs reuse one weight panel
+            j, i, n, g, blk = _unravel_job(job, nh, nd, ns, groups)
             acc = np.empty((rw, fb), dtype=out.dtype)
             for block in range(0, w_out, rw):
                 ow0 = min(block, w_out - rw)  # the last block overlaps: same sums, same values

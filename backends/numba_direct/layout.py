@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backends.numba_direct.plan import VECTOR_BYTES
+ALIGN_BYTES = 64  # a cache line, and an AVX-512 vector
 
 
 def block_starts(lo: int, hi: int, block: int) -> np.ndarray:
@@ -12,7 +12,7 @@ def block_starts(lo: int, hi: int, block: int) -> np.ndarray:
     return np.minimum(np.arange(lo, hi, block), hi - block) if hi - lo >= block else np.arange(0)
 
 
-def aligned_empty(shape: tuple[int, ...], dtype, align: int = VECTOR_BYTES) -> np.ndarray:
+def aligned_empty(shape: tuple[int, ...], dtype, align: int = ALIGN_BYTES) -> np.ndarray:
     """np.empty starting on an `align`-byte boundary: a vector load that straddles two cache lines
     costs two (NumPy aligns to 16 bytes only, and which allocations happen to land on 64 varies)."""
     dtype = np.dtype(dtype)

@@ -9,7 +9,10 @@ import numpy as np
 
 from backends.im2col import slab_window
 from backends.numba_direct.layout import aligned_empty
+from reference.numba_target import configure
 from reference.spec import Conv3DSpec
+
+configure()  # numba's target, chosen before the first compile (reference.numba_target)
 
 
 @numba.njit(parallel=True, cache=True)
