@@ -10,7 +10,7 @@ JOBS ?= 2
 PROFILE ?= ci
 WORKLOADS ?= default
 
-.PHONY: install test conformance bench report mutants lint clean gpu-report
+.PHONY: install test conformance bench bench-wide report mutants lint clean gpu-report
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ conformance: install
 bench: install
 	$(PY) -m bench --backend all --workloads $(WORKLOADS) --out reports/bench
 	$(PY) -m bench.phases --workloads $(WORKLOADS) --out reports/bench/phases.md
+
+# numba-direct against the frameworks on the wide set (48 CSV layers, stratified), forward.
+bench-wide: install
+	$(PY) -m bench --backend numba-direct --backend numpy-im2col --backend torch --backend tensorflow \
+		--backend jax --workloads wide --direction forward --out reports/bench-wide
 
 report: install
 	$(PY) -m conformance.report reports/conformance

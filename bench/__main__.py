@@ -32,7 +32,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", action="append", help="registered name, 'all' or module:attr; repeatable")
-    p.add_argument("--workloads", default="default", help="quick, default, full or a CSV file")
+    p.add_argument("--workloads", default="default", help="quick, default, wide, full or a CSV file")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every CPU backend")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--direction", default="both", choices=["forward", "backward", "both"],

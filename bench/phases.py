@@ -49,7 +49,7 @@ def profile(workload: Workload, backend: Backend, dtype: str, repeats: int) -> d
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.phases", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workloads", default="default", help="quick, default, full or a CSV file")
+    p.add_argument("--workloads", default="default", help="quick, default, wide, full or a CSV file")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--repeats", type=int, default=7)

@@ -173,7 +173,10 @@ def versus_frameworks(df: pd.DataFrame, ours: str = OURS) -> tuple[pd.DataFrame,
              f"**{float(np.exp(np.log(ratios).mean())):.2f}** over {len(ratios)} workloads; "
              f"worst {ratios.max():.2f} ({ratios.idxmax()}).",
              f"Compute-bound layers (C/groups >= 64, kd*kh*kw >= 27): mean fraction of GEMM peak "
-             f"{table.loc[compute_bound, 'fraction of peak'].mean():.2f}."]
+             f"{table.loc[compute_bound, 'fraction of peak'].mean():.2f}, least "
+             f"{table.loc[compute_bound, 'fraction of peak'].min():.2f}.",
+             f"At or below the best framework's time on {int((ratios <= 1).sum())} of {len(ratios)} "
+             "workloads."]
     return table, lines
 
 
@@ -200,6 +203,21 @@ def _timing_line(meta: dict) -> str:
         return "Times are medians."
     return (f"Times are medians of at least {meta['min_repeats']} runs and {meta['min_seconds']:g} s of "
             "runs, each timing started once every worker process was idle.")
+
+
+def _machine_lines(meta: dict) -> list[str]:
+    """The CPU and what numba compiled for: speed figures hold per machine, not for all."""
+    env = meta.get("environment", {})
+    if "cpu" not in env:
+        return []
+    line = (f"Machine: {env['cpu']}, {env.get('cores', '?')} cores ({env.get('cpu_id', '')}; "
+            f"{', '.join(f for f in env.get('cpu_flags', []) if f in ('avx2', 'avx512f', 'amx_tile'))}).")
+    target = env.get("numba_target")
+    if target:
+        line += (f" numba compiled for LLVM target {target['cpu_name']} with {target['vector_bits']}-bit "
+                 f"vectors ({target['registers']} registers; {target['origin']}), threading layer "
+                 f"{env.get('numba_threading_layer', '?')}.")
+    return [line, ""]
 
 
 def _wide_peak_lines(meta: dict) -> list[str]:
@@ -231,7 +249,8 @@ def write_report(out: Path, baseline: str = "best-framework") -> Path:
              f"`{meta.get('command', '')}`", "",
              f"Machine GEMM peak (float32, NumPy BLAS, {meta['threads']} threads): "
              f"**{meta['peak_gflops']:.1f} GFLOP/s**. {_timing_line(meta)} Every timed output was "
-             "verified on the same run (VERIFICATION.md bound).", "", *_wide_peak_lines(meta),
+             "verified on the same run (VERIFICATION.md bound).", "", *_machine_lines(meta),
+             *_wide_peak_lines(meta),
              "## GFLOP/s", "", markdown_table(gflops), "",
              "## Fraction of GEMM peak", "", markdown_table(fraction), "",
              "## Fastest per workload", "", markdown_table(winners(df)), ""]

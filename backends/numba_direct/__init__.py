@@ -74,13 +74,17 @@ class NumbaDirect(Backend):
         """The pre-activation forward pass (channels last in and out), weights packed once.
         `in_place`: the input will be C-contiguous (see `plan`)."""
         from backends.numba_direct.drivers import conv3d_channels_last
-        from backends.numba_direct.plan import plan
+        from backends.numba_direct.plan import plan, rows_joined
         from backends.numba_direct.weights import pack_bias, pack_weights
 
-        layer_plan = plan(spec, dtype, in_place and bool(np.isfinite(kernel).all()))
-        wp = pack_weights(kernel, spec, layer_plan)
-        bp = pack_bias(bias, spec, layer_plan, dtype)
-        return lambda x_cl: conv3d_channels_last(x_cl, wp, bp, spec, layer_plan, self.workspace_bytes)
+        run_spec = rows_joined(spec)
+        layer_plan = plan(run_spec, dtype, in_place and bool(np.isfinite(kernel).all()))
+        wp = pack_weights(kernel, run_spec, layer_plan)
+        bp = pack_bias(bias, run_spec, layer_plan, dtype)
+        out_shape = (spec.batch, *spec.output_spatial, spec.filters)
+        workspace = self.workspace_bytes
+        return lambda x_cl: conv3d_channels_last(x_cl.reshape(run_spec.input_shape), wp, bp, run_spec,
+                                                 layer_plan, workspace).reshape(out_shape)
 
     def _prepare(self, spec, x, kernel, bias) -> Prepared:
         dtype = x.dtype

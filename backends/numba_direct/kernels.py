@@ -65,8 +65,9 @@ def broadcast_kernel(rw: int, fb: int):
                         d, h = sd0 + i * sd + a * dd, sh0 + j * sh + b * dh
                         for c in range(kw):
                             for ci in range(cg):
+                                channel = np.uint64(g * cg + ci)  # unsigned: no negative wrap-around
                                 for r in range(rw):
-                                    xv = slab[sn + n, d, h, (ow0 + r) * sw + c * dw, g * cg + ci]
+                                    xv = slab[sn + n, d, h, (ow0 + r) * sw + c * dw, channel]
                                     for f in range(fb):
                                         acc[r, f] += xv * wp[g, blk, a, b, c, ci, f]
                 if bp.size:
