@@ -3,7 +3,10 @@ like a GEMM micro-kernel (modules: plan, weights, layout, slabs, kernels, driver
 
 Each kernel computes a block of outputs held in vector registers while it runs over every kernel
 tap and input channel; the block sizes are compile-time constants, so LLVM keeps the accumulators
-in registers and vectorises the innermost loop. Four kernels, chosen by `plan`:
+in registers and vectorises the innermost loop. numba compiles them for the vector width the CPU
+really has (reference.numba_target: 512-bit where AVX-512 is, which LLVM's tuning for Intel server
+cores would otherwise split into 256-bit halves) and the blocks are sized for that width's
+registers and the L2 cache (`plan`). Four kernels, chosen by `plan`:
 - broadcast: `rw` output pixels x `fb` filters, one input value times a vector of filters (dense
   layers, and groups with at least MIN_BROADCAST_FILTERS filters each);
 - wvector: `rw` output pixels along W (the vector) x the filters of one group, one weight times a
@@ -18,8 +21,9 @@ of the block end with a block that overlaps the one before (recomputing, never r
 row). Unpadded dense layers and depthwise layers are read where they lie; the others in padded
 slabs (backends.im2col tiles), so the extra memory stays within the workspace.
 Activations are evaluated by the reference's NumPy definitions. Backward: dx is the transposed
-convolution run by these kernels (backends.numba_direct.transposed; wide dense layers: col2im),
-dkernel im2col^T dz (backends.im2col_grad; layers of many groups: backends.numba_direct.filter_grad),
+convolution run by these kernels (backends.numba_direct.transposed; a non-finite weight: col2im),
+dkernel im2col^T dz (backends.im2col_grad; groups of 16 to 32 filters or layers of many groups:
+backends.numba_direct.filter_grad),
 dbias a sum. Without numba the backend is unavailable; numpy-im2col is the backend that needs no numba.
 """
 
@@ -36,10 +40,6 @@ from backends.numpy_im2col import channels_last_operands, epilogue
 from reference.spec import Conv3DSpec
 
 DEFAULT_WORKSPACE_BYTES = 256 * 2**20
-# Backward, dense layers with this many input or output channels: dx by col2im (NumPy's GEMM), which
-# `python -m bench --direction backward` measured faster than our transposed convolution there on
-# a 2-core Intel Xeon (Emerald Rapids; see issue #24 on these kernels' speed on Intel)
-COL2IM_CHANNELS = 64
 
 
 class NumbaDirect(Backend):
@@ -49,9 +49,9 @@ class NumbaDirect(Backend):
     capabilities = Capabilities(
         host_memory_traced=True, directions=("forward", "backward"),
         notes=("four register-blocked numba kernels (broadcast, wvector, depthwise, lane), chosen per layer",
-               "backward: dx by the same kernels (transposed convolution, one per stride phase; dense "
-               "layers of 64 channels or more: col2im), dkernel = im2col^T dz (NumPy GEMM; 8 groups "
-               "or more: a numba kernel), dbias a sum",
+               "backward: dx by the same kernels (transposed convolution, one per stride phase; a "
+               "non-finite weight: col2im), dkernel = im2col^T dz (NumPy GEMM; groups of 16-32 filters "
+               "or 8 groups or more: numba kernels), dbias a sum",
                "activations evaluated by the reference's NumPy definitions",
                f"workspace budget {DEFAULT_WORKSPACE_BYTES // 2**20} MiB by default"))
 
@@ -93,24 +93,30 @@ class NumbaDirect(Backend):
         return Prepared(run=lambda: epilogue(forward(x_cl), spec, dtype), to_numpy=np.ascontiguousarray)
 
     def _prepare_grad(self, spec, x, kernel, bias, dy) -> Prepared:
-        from backends.numba_direct.filter_grad import MIN_GROUPS, grouped_kernel_grad
+        from backends.numba_direct.filter_grad import MIN_GROUPS, blocked_kernel_grad, grouped_kernel_grad
+        from backends.numba_direct.plan import filter_grad_blocks
         from backends.numba_direct.transposed import input_grad
 
         dtype = x.dtype
         x_cl, kernel, bias, dy = channels_last_operands(spec, x, kernel, bias, dy)
         forward = self._forward(kernel, bias, spec, dtype, x_cl.flags.c_contiguous)
-        # dx by the transposed convolution of our kernels, except where col2im is the one to use:
-        # a non-finite weight (the transposed convolution's zero border would add 0 * inf) and
-        # dense layers of COL2IM_CHANNELS channels or more (NumPy's GEMM is faster there)
-        wide = spec.groups == 1 and max(spec.in_channels, spec.filters) >= COL2IM_CHANNELS
+        # One engine per call: dkernel by a numba kernel (groups of 16-32 filters, or many groups)
+        # and dx by the transposed convolution of our kernels, or both by NumPy's GEMM (im2col^T dz
+        # and col2im). Mixed, BLAS's threads go on spinning after each GEMM and take the cores
+        # from the numba kernel that comes next (measured 1.3-3x on the default bench layers).
+        # A non-finite weight takes col2im: the transposed convolution's zero border would add 0 * inf.
+        blocks = filter_grad_blocks(spec, dtype) if spec.groups < MIN_GROUPS else None
+        numba_dkernel = blocks is not None or spec.groups >= MIN_GROUPS
         transposed = (input_grad(kernel, spec, lambda w, s, d: self._forward(w, None, s, d))
-                      if np.isfinite(kernel).all() and not wide else None)
+                      if numba_dkernel and np.isfinite(kernel).all() else None)
 
         def run():
             dz = np.ascontiguousarray(im2col_grad.pre_activation_cotangent(
                 np, lambda: forward(x_cl), dy, spec, dtype))
             dx = transposed(dz) if transposed else im2col_grad.input_grad_col2im(np, kernel, dz, spec)
-            if spec.groups >= MIN_GROUPS:
+            if blocks:
+                dkernel = blocked_kernel_grad(x_cl, dz, spec, *blocks)
+            elif spec.groups >= MIN_GROUPS:
                 dkernel = grouped_kernel_grad(x_cl, dz, spec)
             else:
                 dkernel = im2col_grad.kernel_grad(np, x_cl, dz, spec)

@@ -11,9 +11,12 @@ for any summation order.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
+from backends.numba_direct.kernels import _unravel_job
 from reference.numba_target import configure
 from reference.spec import Conv3DSpec
 
@@ -56,3 +59,58 @@ def grouped_kernel_grad(x_cl: np.ndarray, dz: np.ndarray, spec: Conv3DSpec) -> n
                          *spec.kernel_size[1:])
     # acc[tap, ci, f, g] -> dkernel[tap, ci, g*fg + f]
     return np.ascontiguousarray(acc.swapaxes(2, 3)).reshape(*spec.kernel_size, cg, spec.filters)
+
+
+@functools.cache
+def _blocked_filter_grad(rc: int, fb: int):
+    """The dense (and few-group) dkernel kernel for blocks of rc input channels x fb filters, held
+    in registers while a job runs over every output position: per position, fb/lanes vectors of
+    dz times rc broadcast inputs, like the forward's broadcast kernel with pixels as the sum."""
+    @numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+    def kernel(xpad, dz, out, c_starts, f_starts, strides, dilation):
+        """out[g, a, b, c, ci, f] = sum over n, i, j, k of xpad[n, i*sd + a*dd, j*sh + b*dh,
+        k*sw + c*dw, g*cg + ci] * dz[n, i, j, k, g*fg + f], for the blocks of channels starting at
+        c_starts and of filters at f_starts (the last of each overlaps the one before; its lanes
+        the one before covers are not stored, so no two threads write one element)."""
+        groups, kd, kh, kw, cg, fg = out.shape
+        batch, do, ho, wo = dz.shape[0], dz.shape[1], dz.shape[2], dz.shape[3]
+        sd, sh, sw = strides
+        dd, dh, dw = dilation
+        nc, nf = c_starts.size, f_starts.size
+        for job in numba.prange(groups * kd * kh * kw * nc * nf):
+            fblk, cblk, t, g, _ = _unravel_job(job, nf, nc, kd * kh * kw, groups)
+            a, b, c = t // (kh * kw), t // kw % kh, t % kw
+            c0, f0 = c_starts[cblk], f_starts[fblk]
+            x0 = np.uint64(g * cg + c0)  # unsigned channel indices: no negative wrap-around
+            z0 = np.uint64(g * fg + f0)
+            acc = np.zeros((rc, fb), dtype=out.dtype)
+            for n in range(batch):
+                for i in range(do):
+                    d = i * sd + a * dd
+                    for j in range(ho):
+                        h = j * sh + b * dh
+                        for k in range(wo):
+                            w = k * sw + c * dw
+                            for q in range(rc):
+                                xv = xpad[n, d, h, w, x0 + np.uint64(q)]
+                                for f in range(fb):
+                                    acc[q, f] += xv * dz[n, i, j, k, z0 + np.uint64(f)]
+            first_c = 0 if cblk == 0 else c_starts[cblk - 1] + rc - c0
+            first_f = 0 if fblk == 0 else f_starts[fblk - 1] + fb - f0
+            for q in range(first_c, rc):
+                for f in range(first_f, fb):
+                    out[g, a, b, c, c0 + q, f0 + f] = acc[q, f]
+    return kernel
+
+
+def blocked_kernel_grad(x_cl: np.ndarray, dz: np.ndarray, spec: Conv3DSpec, rc: int, fb: int) -> np.ndarray:
+    """dkernel (kd, kh, kw, C/groups, F) in dz's dtype by `_blocked_filter_grad` (C/groups >= rc,
+    F/groups >= fb)."""
+    from backends.numba_direct.layout import block_starts
+
+    groups, cg, fg = spec.groups, spec.in_channels // spec.groups, spec.filters // spec.groups
+    xpad = np.pad(x_cl, ((0, 0), *spec.pads, (0, 0)))
+    out = np.empty((groups, *spec.kernel_size, cg, fg), dz.dtype)
+    _blocked_filter_grad(rc, fb)(xpad, np.ascontiguousarray(dz), out, block_starts(0, cg, rc),
+                                 block_starts(0, fg, fb), spec.strides, spec.dilation_rate)
+    return np.ascontiguousarray(np.moveaxis(out, 0, 4)).reshape(*spec.kernel_size, cg, spec.filters)

@@ -102,3 +102,19 @@ def plan(spec: Conv3DSpec, dtype: np.dtype, in_place: bool = True) -> Plan:
     # (I3D 1x1x1 joined, 196 outputs: 33 blocks of 6 run 1.2x faster than 49 of 4)
     rw = min(range(-(-2 * max_rw // 3), max_rw + 1), key=lambda r: (-(-wo // r) * (r + 1), -r))
     return Plan(kernel, fb, rw)
+
+
+def filter_grad_blocks(spec: Conv3DSpec, dtype: np.dtype) -> tuple[int, int] | None:
+    """(channels, filters) per register block of the blocked dkernel kernel
+    (backends.numba_direct.filter_grad), for groups of 16 to 64 filters (to 32 for 1x1x1 kernels,
+    plain GEMMs), where NumPy's GEMM of im2col^T dz is a skinny product that its gathers dominate
+    (measured 1.2-4x slower on the default bench layers); None for the others. Accumulators:
+    half the registers."""
+    target = configure()
+    lanes = target.vector_bytes // np.dtype(dtype).itemsize
+    cg, fg = spec.in_channels // spec.groups, spec.filters // spec.groups
+    if not 16 <= fg <= (32 if spec.kernel_size == (1, 1, 1) else 64) or lanes > 16:
+        return None
+    fb = 64 if fg >= 64 else 32 if fg >= 32 else 16
+    rc = min(8, max(2, target.registers // 2 // -(-fb // lanes)))
+    return (rc, fb) if cg >= rc else None
