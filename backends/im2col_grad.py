@@ -101,7 +101,37 @@ def input_grad_col2im(xp, kernel, dz, spec: Conv3DSpec):
     return dxpad[:, d0:d0 + d, h0:h0 + h, w0:w0 + w]
 
 
+def depthwise_input_grad(xp, kernel, dz, spec: Conv3DSpec):
+    """dx (channels last) of a layer of one input channel per group: per tap, dz times the tap's
+    weights (summed over each channel's filters) added where the tap read; no GEMM."""
+    fg = spec.filters // spec.groups
+    (d0, d1), (h0, h1), (w0, w1) = spec.pads
+    d, h, w = spec.in_spatial
+    dxpad = xp.zeros((spec.batch, d + d0 + d1, h + h0 + h1, w + w0 + w1, spec.in_channels), dz.dtype)
+    product = xp.empty_like(dz)
+    for tap in np.ndindex(*spec.kernel_size):
+        xp.multiply(dz, kernel[tap][0], out=product)
+        dxpad[tap_slices(spec, tap)] += product if fg == 1 else product.reshape(
+            *dz.shape[:4], spec.in_channels, fg).sum(axis=-1)
+    return dxpad[:, d0:d0 + d, h0:h0 + h, w0:w0 + w]
+
+
+def depthwise_kernel_grad(xp, x_cl, dz, spec: Conv3DSpec):
+    """dkernel (kd, kh, kw, 1, F) of a layer of one input channel per group: per tap, the sum over
+    batch and outputs of x (padded, each channel repeated for its filters) times dz; no GEMM."""
+    fg = spec.filters // spec.groups
+    xpad = xp.pad(x_cl, ((0, 0), *spec.pads, (0, 0)))
+    dkernel = xp.empty((*spec.kernel_size, 1, spec.filters), dz.dtype)
+    for tap in np.ndindex(*spec.kernel_size):
+        taken = xpad[tap_slices(spec, tap)]
+        dkernel[tap][0] = xp.einsum("nijkc,nijkc->c", taken if fg == 1 else xp.repeat(taken, fg, axis=-1), dz)
+    return dkernel
+
+
 def conv3d_grad_channels_last(xp, x_cl, kernel, dz, spec: Conv3DSpec):
-    """(dx channels last, dkernel, dbias) from dz, all in dz's dtype."""
+    """(dx channels last, dkernel, dbias) from dz, all in dz's dtype: col2im and im2col^T dz, or
+    for one input channel per group a multiply-add per tap."""
     dbias = dz.reshape(-1, spec.filters).sum(axis=0)
+    if spec.in_channels == spec.groups > 1:
+        return depthwise_input_grad(xp, kernel, dz, spec), depthwise_kernel_grad(xp, x_cl, dz, spec), dbias
     return input_grad_col2im(xp, kernel, dz, spec), kernel_grad(xp, x_cl, dz, spec), dbias

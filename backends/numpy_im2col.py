@@ -39,7 +39,8 @@ class NumpyIm2col(Backend):
     name = "numpy-im2col"
     capabilities = Capabilities(
         host_memory_traced=True, directions=("forward", "backward"),
-        notes=("backward: dz by the reference's act', per tap dkernel = im2col^T dz and dx by col2im",
+        notes=("backward: dz by the reference's act', per tap dkernel = im2col^T dz and dx by col2im "
+               "(depthwise: a multiply-add per tap)",
                "im2col + NumPy GEMM (pointwise: one GEMM; depthwise: a multiply-add per tap)",
                "activations evaluated by the reference's NumPy definitions",
                f"workspace budget {DEFAULT_WORKSPACE_BYTES // 2**20} MiB by default"))

@@ -1,5 +1,6 @@
 """numpy-im2col against the reference on a grid covering every argument and all three im2col paths,
-tiny workspaces (forcing depth and height tiling), its memory budget, and life without numba."""
+tiny workspaces (forcing depth and height tiling), its memory budget, life without numba, and its
+depthwise backward path."""
 
 import subprocess
 import sys
@@ -12,8 +13,9 @@ import pytest
 from backends.im2col import choose_path
 from backends.numpy_im2col import NumpyIm2col
 from conformance.judge import judge
-from reference import Conv3DSpec, evaluate
-from runtime.data import make_arrays
+from conformance.judge_grad import judge_grad
+from reference import Conv3DSpec, evaluate, evaluate_grad
+from runtime.data import make_arrays, make_cotangent
 from runtime.records import Status
 from tests.layer_grid import GRID, layer_spec
 
@@ -79,3 +81,22 @@ def test_runs_where_numba_was_never_imported():
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("data", ["exact", "normal", "special"])
+@pytest.mark.parametrize("args", [dict(strides=(1, 2, 1)), dict(dilation_rate=(2, 1, 2), padding="same"),
+                                  dict(strides=2, padding="same", data_format="channels_first")])
+@pytest.mark.parametrize("filters", [6, 12])
+def test_depthwise_backward_within_bound(filters, args, data):
+    """One input channel per group (6 channels; 12 filters: two per channel): dx and dkernel by a
+    multiply-add per tap, no GEMM."""
+    fmt = args.get("data_format", "channels_last")
+    shape = (2, 5, 7, 9, 6) if fmt == "channels_last" else (2, 6, 5, 7, 9)
+    spec = Conv3DSpec(filters=filters, kernel_size=3, groups=6, activation="tanh", input_shape=shape, **args)
+    x, w, b = make_arrays(spec, "float32", data, 4)
+    dy = make_cotangent(spec, spec.output_shape, "float32", data, 4)
+    got = NumpyIm2col().conv3d_grad(x, w, b, dy, **spec.conv_kwargs())
+    verdict = judge_grad(evaluate_grad(x, w, b, dy, **spec.conv_kwargs()), got, x, w, "float32", "float32",
+                         exact=data == "exact")
+    assert verdict.status != Status.FAIL, (spec.descriptor, data, verdict)
+
