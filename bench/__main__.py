@@ -39,6 +39,8 @@ def parse_args(argv):
                    help="time conv3d, conv3d_grad (dx, dkernel, dbias) or both (default)")
     p.add_argument("--repeat", type=int, default=5, help="minimum timed runs")
     p.add_argument("--min-time", type=float, default=1.0, help="minimum seconds of timed runs")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="split each timing into this many rounds, the backends taking turns (default 3)")
     p.add_argument("--memory-budget-gib", type=float, default=0, help="default: 40%% of available RAM")
     p.add_argument("--baseline", default="best-framework", help="backend the speed-up plot divides by")
     p.add_argument("--out", type=Path, default=Path("reports/bench"))
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped {reason}", file=sys.stderr)
     settings = Settings(dtype=args.dtype, threads=args.threads, min_repeats=args.repeat,
                         min_seconds=args.min_time, memory_budget=int(args.memory_budget_gib * 2**30),
+                        rounds=args.rounds,
                         directions=("forward", "backward") if args.direction == "both" else (args.direction,))
     peak, wide_peak = gemm_peak(args.threads), wide_gemm_peak(args.threads)
     print(f"GEMM peak {peak:.1f} GFLOP/s with {args.threads} threads"
@@ -71,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
           + f"; {len(workloads)} workloads x {len(backends)} backends", file=sys.stderr)
     meta = dict(command="python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
                 peak_gflops=peak, wide_peak_gflops=wide_peak, threads=args.threads, dtype=args.dtype,
-                min_repeats=args.repeat, min_seconds=args.min_time, directions=list(settings.directions),
+                min_repeats=args.repeat, min_seconds=args.min_time, rounds=args.rounds,
+                directions=list(settings.directions),
                 environment=environment(),
                 started=time.strftime("%Y-%m-%d %H:%M:%S"))
     args.out.mkdir(parents=True, exist_ok=True)

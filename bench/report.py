@@ -201,8 +201,10 @@ def winners(df: pd.DataFrame) -> pd.DataFrame:
 def _timing_line(meta: dict) -> str:
     if "min_seconds" not in meta:
         return "Times are medians."
+    rounds = (f", in {meta['rounds']} rounds with the backends taking turns (a change in the machine's "
+              "load falls on all of them alike)") if meta.get("rounds", 1) > 1 else ""
     return (f"Times are medians of at least {meta['min_repeats']} runs and {meta['min_seconds']:g} s of "
-            "runs, each timing started once every worker process was idle.")
+            f"runs{rounds}, each timing started once every worker process was idle.")
 
 
 def _machine_lines(meta: dict) -> list[str]:

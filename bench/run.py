@@ -16,6 +16,7 @@ from bench.workloads import Workload
 from reference.spec import Conv3DSpec
 from runtime.data import make_arrays, make_cotangent
 from runtime.records import Record, Status, Timing
+from runtime.timing import summarize
 from runtime.worker import LoadError, Worker
 
 WORKSPACE_ALLOWANCE = 256 * 2**20  # what an im2col-style backend may add on top of its operands
@@ -31,6 +32,7 @@ class Settings:
     seed: int = 0
     timeout_s: float = 600.0
     directions: tuple[str, ...] = ("forward",)
+    rounds: int = 3  # each backend's timing split into rounds, interleaved with the other backends'
 
 
 def available_memory() -> int:
@@ -119,39 +121,65 @@ class Bench:
                     truth = grad_truth_for(spec, x, kernel, bias, dy)
                 else:
                     truth = truth_for(spec, x, kernel, bias)
-                for name in self.backends:
-                    on_record(self._one(workload, name, truth, x, kernel, bias, dy))
+                for record in self._interleaved(workload, truth, x, kernel, bias, dy):
+                    on_record(record)
 
-    def _one(self, workload: Workload, name: str, truth, x, kernel, bias, dy=None) -> Record:
+    def _interleaved(self, workload: Workload, truth, x, kernel, bias, dy=None) -> list[Record]:
+        """Every backend's record for one workload and direction. Each backend is timed in
+        `rounds` rounds of min_seconds / rounds, the backends taking turns, so a change in the
+        machine's load over the run (another tenant, a clock change) falls on all of them alike;
+        every round's output is verified and the timing is the summary of all rounds' runs."""
         direction = "forward" if dy is None else "backward"
-        worker = self._worker(name)
+        records: dict[str, Record] = {}
+        results: dict[str, list[dict]] = {}
+        for name in self.backends:
+            worker = self._worker(name)
+            reason = worker if isinstance(worker, str) else worker.capabilities.unsupported(
+                workload.spec, self.settings.dtype, direction)
+            if reason:
+                records[name] = _record(workload, name, self.settings, Status.UNSUPPORTED, reason, direction,
+                                        truth=truth.source)
+            else:
+                results[name] = []
+        rounds = max(1, self.settings.rounds)
+        for turn in range(rounds):
+            for name in [n for n in results if n not in records]:
+                worker = self._worker(name)
+                traced = worker.capabilities.host_memory_traced and turn == 0
+                settle_s = wait_until_quiet(self._pids())
+                outcome = worker.bench(x, kernel, bias, workload.spec.conv_kwargs(),
+                                       min_repeats=-(-self.settings.min_repeats // rounds),
+                                       min_seconds=self.settings.min_seconds / rounds,
+                                       trace_memory=traced, dy=dy)
+                if outcome.kind != "ok":
+                    records[name] = _record(workload, name, self.settings, Status.CRASHED,
+                                            f"{outcome.error_type} {outcome.message}"[:500], direction,
+                                            truth=truth.source)
+                    continue
+                results[name].append(dict(outcome.outputs[0], settle_s=settle_s))
+        for name, rounds_done in results.items():
+            if name not in records:
+                records[name] = self._judged(workload, name, truth, x, kernel, rounds_done, direction)
+        return [records[name] for name in self.backends]
 
-        def record(status: Status, message: str = "", **extra) -> Record:
-            return _record(workload, name, self.settings, status, message, direction,
-                           truth=truth.source, **extra)
-
-        if isinstance(worker, str):
-            return record(Status.UNSUPPORTED, worker)
-        caps = worker.capabilities
-        reason = caps.unsupported(workload.spec, self.settings.dtype, direction)
-        if reason:
-            return record(Status.UNSUPPORTED, reason)
-        settle_s = wait_until_quiet(self._pids())
-        outcome = worker.bench(x, kernel, bias, workload.spec.conv_kwargs(),
-                               min_repeats=self.settings.min_repeats,
-                               min_seconds=self.settings.min_seconds,
-                               trace_memory=caps.host_memory_traced, dy=dy)
-        if outcome.kind != "ok":
-            return record(Status.CRASHED, f"{outcome.error_type} {outcome.message}"[:500])
-        result = outcome.outputs[0]
-        output = result.pop("output")
+    def _judged(self, workload: Workload, name: str, truth, x, kernel, rounds: list[dict],
+                direction: str) -> Record:
+        """The record of one backend's rounds: the worst verdict of their outputs, the timing of
+        all their runs (prepare and first-call latency, memory and settling from the first)."""
+        caps = self._worker(name).capabilities
         precision = caps.precision(self.settings.dtype)
-        verdict = verify(truth, output, x, kernel, self.settings.dtype, precision, caps.flushes_subnormals)
-        gflops = workload.spec.flops * (1 if dy is None else 2) / result["median_s"] / 1e9
+        verdicts = [verify(truth, result.pop("output"), x, kernel, self.settings.dtype, precision,
+                           caps.flushes_subnormals) for result in rounds]
+        verdict = next((v for v in verdicts if not v.status.verified), verdicts[0])
+        first = rounds[0]
+        summary = summarize([t for result in rounds for t in result.pop("times")])
+        gflops = workload.spec.flops * (1 if direction == "forward" else 2) / summary["median_s"] / 1e9
         counted = verdict.status.verified
-        timing = Timing(**result, settle_s=settle_s, gflops=gflops if counted else None,
+        timing = Timing(**summary, prepare_s=first["prepare_s"], first_call_s=first["first_call_s"],
+                        traced_peak_bytes=first["traced_peak_bytes"], settle_s=first["settle_s"],
+                        gflops=gflops if counted else None,
                         fraction_of_peak=gflops / self.peak if counted else None)
         message = "" if counted else f"{verdict.message}; timing not counted"
-        return record(verdict.status, message, device=caps.devices[0], precision=precision,
-                      max_ratio=verdict.max_ratio, worst=verdict.worst, peak_gflops=self.peak,
-                      timing=timing)
+        return _record(workload, name, self.settings, verdict.status, message, direction, truth=truth.source,
+                       device=caps.devices[0], precision=precision, max_ratio=verdict.max_ratio,
+                       worst=verdict.worst, peak_gflops=self.peak, timing=timing)

@@ -54,7 +54,7 @@ def time_call(backend, x, kernel, bias, args: dict, min_repeats: int = 5, min_se
         sync()
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    return dict(summarize(times), prepare_s=prepare_s, first_call_s=prepare_s + first_run_s,
+    return dict(summarize(times), times=times, prepare_s=prepare_s, first_call_s=prepare_s + first_run_s,
                 traced_peak_bytes=peak,
                 output=prepared.to_numpy(out) if dy is not None else np.asarray(prepared.to_numpy(out)))
 

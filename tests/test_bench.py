@@ -124,7 +124,9 @@ def test_report_and_plots_from_a_table(tmp_path):
                 environment=dict(openblas_coretype="Haswell"))
     text = write_report(_saved(tmp_path, df, meta)).read_text()
     assert "pins NumPy's OpenBLAS to Haswell" in text and "**200.0 GFLOP/s**" in text
-    assert "mean fraction of GEMM peak 0.10." in text and "Of the AVX-512 GEMM peak: 0.05." in text
+    assert "mean fraction of GEMM peak 0.10, least 0.10." in text
+    assert "Of the AVX-512 GEMM peak: 0.05." in text
+    assert "At or below the best framework's time on 0 of" in text
     assert "GFLOP/s" in text and "torch" in text
     assert "## numba-direct against the best framework" in text
     assert "numba-direct time / best framework time: **2.00**" in text  # torch is twice as fast
@@ -229,3 +231,59 @@ def test_wait_until_quiet_waits_out_a_spinning_process():
         assert wait_until_quiet([busy.pid], timeout=5) < 0.2  # asleep now: one interval
     finally:
         busy.kill()
+
+
+class _TimedWorker:
+    """A stand-in backend worker: numpy-im2col's output and capabilities, a fixed time per run, and
+    a log of the bench calls it received."""
+
+    pid = None
+
+    def __init__(self, name: str, seconds: float, calls: list, wrong_round: int = -1) -> None:
+        self.name, self.seconds, self.calls, self.wrong_round = name, seconds, calls, wrong_round
+        self.capabilities = NumpyIm2col.capabilities
+
+    def bench(self, x, kernel, bias, args, min_repeats, min_seconds, trace_memory, dy=None):
+        from runtime.worker import Outcome
+
+        turn = sum(1 for name, *_ in self.calls if name == self.name)
+        self.calls.append((self.name, min_repeats, min_seconds, trace_memory))
+        output = NumpyIm2col().conv3d(x, kernel, bias, **args) * (2 if turn == self.wrong_round else 1)
+        times = [self.seconds] * min_repeats
+        return Outcome("ok", outputs=[dict(summarize(times), times=times, prepare_s=0.1, first_call_s=0.2,
+                                           traced_peak_bytes=1 if trace_memory else None, output=output)])
+
+
+def test_backends_take_turns_and_every_round_is_verified(monkeypatch):
+    from bench.run import Bench, Settings
+
+    calls: list = []
+    workers = {"a": _TimedWorker("a", 0.001, calls), "b": _TimedWorker("b", 0.002, calls, wrong_round=2)}
+    settings = Settings(threads=1, min_repeats=5, min_seconds=0.3, rounds=3)
+    bench = Bench(["a", "b"], settings, peak_gflops=100.0)
+    monkeypatch.setattr(bench, "_worker", lambda name: workers[name])
+    monkeypatch.setattr("bench.run.wait_until_quiet", lambda pids: 0.0)
+    spec = Conv3DSpec(filters=4, kernel_size=3, input_shape=(1, 6, 6, 6, 3))
+    records: list[Record] = []
+    bench.run([Workload("tiny", spec, "test")], records.append)
+    assert [c[0] for c in calls] == ["a", "b"] * 3
+    assert all(c[1] == 2 and c[2] == pytest.approx(0.1) for c in calls)
+    assert [c[3] for c in calls] == [True, True, False, False, False, False]  # memory traced once
+    a, b = records
+    assert a.status == Status.PASS and a.timing.repeats == 6 and a.timing.median_s == pytest.approx(0.001)
+    assert a.timing.traced_peak_bytes == 1
+    assert b.status == Status.FAIL and b.timing.gflops is None, "a wrong output in the last round counts"
+
+
+def test_the_report_names_the_machine_and_numba_target(tmp_path):
+    from runtime.environment import environment
+
+    env = environment()
+    meta = dict(peak_gflops=100.0, threads=2, command="test", environment=env)
+    text = write_report(_saved(tmp_path, _synthetic(), meta)).read_text()
+    assert f"Machine: {env['cpu']}, {env['cores']} cores" in text
+    target = env["numba_target"]
+    assert f"LLVM target {target['cpu_name']} with {target['vector_bits']}-bit vectors" in text
+    assert env["numba_threading_layer"] in ("tbb", "omp", "workqueue") and env["cpu_id"]
+    flags = env["cpu_flags"]
+    assert target["vector_bits"] == (512 if "avx512f" in flags else 256 if "avx2" in flags else 128)
