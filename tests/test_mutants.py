@@ -13,9 +13,20 @@ def test_zoo_is_big_and_documented():
         assert mutant.bug_class and mutant.__doc__ and "Exposed by" in mutant.__doc__, mutant
 
 
+# Forward mutants the ci profile takes 7-20 s each to catch on seed 0, hunted by `make mutants` only
+# (so that `make test` stays within 6 minutes on 2 cores); each bug family keeps a faster member
+# here: strides (StrideOnWrongAxis), precision (Float16Accumulation), special values
+# (NaNSwallowingRelu), validation (RejectsKernelLargerThanInput), activations (BiasAfterActivation).
+MAKE_MUTANTS_ONLY = {"IgnoresStrides", "TF32Inputs", "InfClampedInput", "GeluTanhApproximation",
+                     "AcceptsStrideWithDilation", "SoftmaxOverChannels"}
+
+
 def test_every_forward_mutant_is_caught_with_its_expected_status():
-    """The backward zoo is hunted by `make mutants`; tests/test_gradients.py runs four of it."""
-    table = run_zoo("ci", seed=0, jobs=2, zoo=ZOO)
+    """All forward mutants but MAKE_MUTANTS_ONLY. The backward zoo is hunted by `make mutants`;
+    tests/test_gradients.py runs two of it."""
+    zoo = [mutant for mutant in ZOO if mutant.__name__ not in MAKE_MUTANTS_ONLY]
+    assert len(zoo) == len(ZOO) - len(MAKE_MUTANTS_ONLY), "a name in MAKE_MUTANTS_ONLY is not in the zoo"
+    table = run_zoo("ci", seed=0, jobs=2, zoo=zoo)
     missed = table[~table["caught"]]
     assert missed.empty, f"not caught: {missed['mutant'].tolist()}"
     for row in table.itertuples():
