@@ -34,8 +34,7 @@ def test_every_forward_mutant_is_caught_with_its_expected_status():
         assert row.status in expected, row
 
 
-@pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("check", ["exact", "realistic", "extreme", "invalid"])
-def test_the_unmutated_base_passes(seed, check):
-    records = run_check(Job("conformance.mutants.zoo:Mutant", check, "ci", seed, database=None)).records
+def test_the_unmutated_base_passes(check):
+    records = run_check(Job("conformance.mutants.zoo:Mutant", check, "ci", 1, database=None)).records
     assert records and not [r.repro for r in records if r.status.failing]
