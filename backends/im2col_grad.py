@@ -63,7 +63,7 @@ def kernel_grad(xp, x_cl, dz, spec: Conv3DSpec, workspace_bytes: int = WORKSPACE
     """dkernel (kd, kh, kw, C/groups, F) = sum over batch and outputs of x (padded) times dz: one
     GEMM per group for as many taps as the workspace holds columns of (few, large products)."""
     groups, cg = spec.groups, spec.in_channels // spec.groups
-    xpad = xp.pad(x_cl, ((0, 0), *spec.pads, (0, 0)))
+    xpad = padded_input(xp, x_cl, spec)
     dz_g = _grouped(dz, groups)  # (G, M, Fg)
     dkernel = xp.empty((*spec.kernel_size, cg, spec.filters), dz.dtype)
     # a small product on one BLAS thread: a second one would go on spinning after the call,
@@ -86,41 +86,53 @@ def _chunk_grad(xp, xpad, dz_g, spec: Conv3DSpec, chunk: list[tuple[int, ...]], 
         dkernel[tap] = value
 
 
+def padded_input(xp, x_cl, spec: Conv3DSpec):
+    """x (channels last) with the layer's zero padding around its three spatial axes."""
+    return xp.pad(x_cl, ((0, 0), *spec.pads, (0, 0)))
+
+
+def _added_at_taps(xp, spec: Conv3DSpec, dtype, tap_values: Callable[[tuple[int, int, int]], object]):
+    """dx (channels last): for every tap, tap_values(tap) (N, Do, Ho, Wo, C) added where that tap
+    read the padded input, padding cropped."""
+    (d0, d1), (h0, h1), (w0, w1) = spec.pads
+    d, h, w = spec.in_spatial
+    dxpad = xp.zeros((spec.batch, d + d0 + d1, h + h0 + h1, w + w0 + w1, spec.in_channels), dtype)
+    for tap in np.ndindex(*spec.kernel_size):
+        dxpad[tap_slices(spec, tap)] += tap_values(tap)
+    return dxpad[:, d0:d0 + d, h0:h0 + h, w0:w0 + w]
+
+
 def input_grad_col2im(xp, kernel, dz, spec: Conv3DSpec):
     """dx (channels last): each tap's dz @ kernel[t]^T added where the tap read, padding cropped."""
     groups, cg = spec.groups, spec.in_channels // spec.groups
-    (d0, d1), (h0, h1), (w0, w1) = spec.pads
-    d, h, w = spec.in_spatial
-    dxpad = xp.zeros((spec.batch, d + d0 + d1, h + h0 + h1, w + w0 + w1, spec.in_channels), dz.dtype)
     dz_g = _grouped(dz, groups)  # (G, M, Fg)
-    for tap in np.ndindex(*spec.kernel_size):
+
+    def dcols(tap):
         w_g = kernel[tap].reshape(cg, groups, -1).swapaxes(0, 1)  # (G, Cg, Fg)
-        dcols = xp.matmul(dz_g, w_g.swapaxes(1, 2))  # (G, M, Cg)
-        dxpad[tap_slices(spec, tap)] += dcols.swapaxes(0, 1).reshape(
+        return xp.matmul(dz_g, w_g.swapaxes(1, 2)).swapaxes(0, 1).reshape(  # (G, M, Cg) -> channels last
             spec.batch, *spec.output_spatial, spec.in_channels)
-    return dxpad[:, d0:d0 + d, h0:h0 + h, w0:w0 + w]
+
+    return _added_at_taps(xp, spec, dz.dtype, dcols)
 
 
 def depthwise_input_grad(xp, kernel, dz, spec: Conv3DSpec):
     """dx (channels last) of a layer of one input channel per group: per tap, dz times the tap's
     weights (summed over each channel's filters) added where the tap read; no GEMM."""
     fg = spec.filters // spec.groups
-    (d0, d1), (h0, h1), (w0, w1) = spec.pads
-    d, h, w = spec.in_spatial
-    dxpad = xp.zeros((spec.batch, d + d0 + d1, h + h0 + h1, w + w0 + w1, spec.in_channels), dz.dtype)
     product = xp.empty_like(dz)
-    for tap in np.ndindex(*spec.kernel_size):
+
+    def weighted(tap):
         xp.multiply(dz, kernel[tap][0], out=product)
-        dxpad[tap_slices(spec, tap)] += product if fg == 1 else product.reshape(
-            *dz.shape[:4], spec.in_channels, fg).sum(axis=-1)
-    return dxpad[:, d0:d0 + d, h0:h0 + h, w0:w0 + w]
+        return product if fg == 1 else product.reshape(*dz.shape[:4], spec.in_channels, fg).sum(axis=-1)
+
+    return _added_at_taps(xp, spec, dz.dtype, weighted)
 
 
 def depthwise_kernel_grad(xp, x_cl, dz, spec: Conv3DSpec):
     """dkernel (kd, kh, kw, 1, F) of a layer of one input channel per group: per tap, the sum over
     batch and outputs of x (padded, each channel repeated for its filters) times dz; no GEMM."""
     fg = spec.filters // spec.groups
-    xpad = xp.pad(x_cl, ((0, 0), *spec.pads, (0, 0)))
+    xpad = padded_input(xp, x_cl, spec)
     dkernel = xp.empty((*spec.kernel_size, 1, spec.filters), dz.dtype)
     for tap in np.ndindex(*spec.kernel_size):
         taken = xpad[tap_slices(spec, tap)]

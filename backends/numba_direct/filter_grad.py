@@ -16,6 +16,7 @@ import functools
 import numba
 import numpy as np
 
+from backends.im2col_grad import padded_input
 from backends.numba_direct.kernels import _unravel_job
 from reference.numba_target import configure
 from reference.spec import Conv3DSpec
@@ -51,7 +52,7 @@ def _grouped_filter_grad(xt, dzt, acc, strides, dilation, kh, kw):
 def grouped_kernel_grad(x_cl: np.ndarray, dz: np.ndarray, spec: Conv3DSpec) -> np.ndarray:
     """dkernel (kd, kh, kw, C/groups, F) of a grouped layer, in dz's dtype."""
     groups, cg, fg = spec.groups, spec.in_channels // spec.groups, spec.filters // spec.groups
-    xpad = np.pad(x_cl, ((0, 0), *spec.pads, (0, 0)))
+    xpad = padded_input(np, x_cl, spec)
     xt = np.ascontiguousarray(xpad.reshape(*xpad.shape[:4], groups, cg).swapaxes(4, 5))
     dzt = np.ascontiguousarray(dz.reshape(*dz.shape[:4], groups, fg).swapaxes(4, 5))
     acc = np.zeros((int(np.prod(spec.kernel_size)), cg, fg, groups), dz.dtype)
@@ -109,7 +110,7 @@ def blocked_kernel_grad(x_cl: np.ndarray, dz: np.ndarray, spec: Conv3DSpec, rc: 
     from backends.numba_direct.layout import block_starts
 
     groups, cg, fg = spec.groups, spec.in_channels // spec.groups, spec.filters // spec.groups
-    xpad = np.pad(x_cl, ((0, 0), *spec.pads, (0, 0)))
+    xpad = padded_input(np, x_cl, spec)
     out = np.empty((groups, *spec.kernel_size, cg, fg), dz.dtype)
     _blocked_filter_grad(rc, fb)(xpad, np.ascontiguousarray(dz), out, block_starts(0, cg, rc),
                                  block_starts(0, fg, fb), spec.strides, spec.dilation_rate)

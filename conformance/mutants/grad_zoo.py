@@ -83,7 +83,7 @@ class DkernelDilationIgnored(GradMutant):
     def grads(self, spec, x_cl, kernel, dz):
         dx, dk, db = super().grads(spec, x_cl, kernel, dz)
         if max(spec.dilation_rate) > 1:  # tap (a, b, c) read at o*s + (a, b, c), not o*s + a*d
-            xpad = np.pad(x_cl, ((0, 0), *spec.pads, (0, 0)))
+            xpad = im2col_grad.padded_input(np, x_cl, spec)
             cg, fg = spec.in_channels // spec.groups, spec.filters // spec.groups
             dk = np.zeros_like(dk)
             for a, b, c in np.ndindex(*spec.kernel_size):
