@@ -96,8 +96,10 @@ def configure() -> Target:
     return Target(cpu, features, width, registers, origin, os.environ.get("NUMBA_CACHE_DIR", ""))
 
 
+@functools.cache
 def threading_layer() -> str:
-    """The threading layer numba's parallel loops run on here (tbb, omp or workqueue)."""
+    """The threading layer numba's parallel loops run on here (tbb, omp or workqueue), found by
+    running one parallel loop (once per process)."""
     import numba
 
     configure()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import platform
@@ -52,30 +53,33 @@ def _gpu() -> str:
     return done.stdout.strip() or "none"
 
 
-def cpu_flags() -> list[str]:
-    """The CPU's vector features that decide the kernels' speed (from /proc/cpuinfo)."""
+@functools.cache
+def _cpuinfo() -> dict[str, str]:
+    """Each field of /proc/cpuinfo at its first occurrence (empty where there is none)."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as handle:
-            flags = next(line.split(":", 1)[1].split() for line in handle
-                         if line.startswith(("flags", "Features")))
-    except (OSError, StopIteration):
-        return []
+            for line in handle:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's vector features that decide the kernels' speed."""
+    info = _cpuinfo()
+    flags = (info.get("flags") or info.get("Features") or "").split()
     return [f for f in flags if f in MATTERING_FLAGS or f.startswith(("avx512", "amx"))]
 
 
 def cpu_id() -> str:
     """Vendor, family, model and stepping (what a VM's generic model name hides), and LLVM's name
     for the host CPU."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key.strip() in ("vendor_id", "cpu family", "model", "stepping"):
-                    fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    described = " ".join(f"{key} {value}" for key, value in fields.items())
+    info = _cpuinfo()
+    described = " ".join(f"{key} {info[key]}" for key in ("vendor_id", "cpu family", "model", "stepping")
+                         if key in info)
     if importlib.util.find_spec("llvmlite") is not None:
         import llvmlite.binding
 
@@ -84,8 +88,4 @@ def cpu_id() -> str:
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            return next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.machine()
+    return _cpuinfo().get("model name") or platform.machine()
