@@ -130,20 +130,24 @@ class Bench:
         machine's load over the run (another tenant, a clock change) falls on all of them alike;
         every round's output is verified and the timing is the summary of all rounds' runs."""
         direction = "forward" if dy is None else "backward"
-        records: dict[str, Record] = {}
-        results: dict[str, list[dict]] = {}
+        records: dict[str, Record] = {}  # backends done: unsupported, crashed or judged
+        results: dict[str, list[dict]] = {}  # the rounds of the backends still being timed
+
+        def record(name: str, status: Status, message: str = "", **extra) -> Record:
+            return _record(workload, name, self.settings, status, message, direction, truth=truth.source,
+                           **extra)
+
         for name in self.backends:
             worker = self._worker(name)
             reason = worker if isinstance(worker, str) else worker.capabilities.unsupported(
                 workload.spec, self.settings.dtype, direction)
             if reason:
-                records[name] = _record(workload, name, self.settings, Status.UNSUPPORTED, reason, direction,
-                                        truth=truth.source)
+                records[name] = record(name, Status.UNSUPPORTED, reason)
             else:
                 results[name] = []
         rounds = max(1, self.settings.rounds)
         for turn in range(rounds):
-            for name in [n for n in results if n not in records]:
+            for name in list(results):
                 worker = self._worker(name)
                 traced = worker.capabilities.host_memory_traced and turn == 0
                 settle_s = wait_until_quiet(self._pids())
@@ -151,18 +155,17 @@ class Bench:
                                        min_repeats=-(-self.settings.min_repeats // rounds),
                                        min_seconds=self.settings.min_seconds / rounds,
                                        trace_memory=traced, dy=dy)
-                if outcome.kind != "ok":
-                    records[name] = _record(workload, name, self.settings, Status.CRASHED,
-                                            f"{outcome.error_type} {outcome.message}"[:500], direction,
-                                            truth=truth.source)
-                    continue
-                results[name].append(dict(outcome.outputs[0], settle_s=settle_s))
+                if outcome.kind == "ok":
+                    results[name].append(dict(outcome.outputs[0], settle_s=settle_s))
+                else:
+                    del results[name]
+                    message = f"{outcome.error_type} {outcome.message}"[:500]
+                    records[name] = record(name, Status.CRASHED, message)
         for name, rounds_done in results.items():
-            if name not in records:
-                records[name] = self._judged(workload, name, truth, x, kernel, rounds_done, direction)
+            records[name] = self._judged(workload, name, rounds_done, record, truth, x, kernel, direction)
         return [records[name] for name in self.backends]
 
-    def _judged(self, workload: Workload, name: str, truth, x, kernel, rounds: list[dict],
+    def _judged(self, workload: Workload, name: str, rounds: list[dict], record, truth, x, kernel,
                 direction: str) -> Record:
         """The record of one backend's rounds: the worst verdict of their outputs, the timing of
         all their runs (prepare and first-call latency, memory and settling from the first)."""
@@ -180,6 +183,5 @@ class Bench:
                         gflops=gflops if counted else None,
                         fraction_of_peak=gflops / self.peak if counted else None)
         message = "" if counted else f"{verdict.message}; timing not counted"
-        return _record(workload, name, self.settings, verdict.status, message, direction, truth=truth.source,
-                       device=caps.devices[0], precision=precision, max_ratio=verdict.max_ratio,
-                       worst=verdict.worst, peak_gflops=self.peak, timing=timing)
+        return record(name, verdict.status, message, device=caps.devices[0], precision=precision,
+                      max_ratio=verdict.max_ratio, worst=verdict.worst, peak_gflops=self.peak, timing=timing)

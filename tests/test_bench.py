@@ -239,8 +239,10 @@ class _TimedWorker:
 
     pid = None
 
-    def __init__(self, name: str, seconds: float, calls: list, wrong_round: int = -1) -> None:
+    def __init__(self, name: str, seconds: float, calls: list, wrong_round: int = -1,
+                 crash_round: int = -1) -> None:
         self.name, self.seconds, self.calls, self.wrong_round = name, seconds, calls, wrong_round
+        self.crash_round = crash_round
         self.capabilities = NumpyIm2col.capabilities
 
     def bench(self, x, kernel, bias, args, min_repeats, min_seconds, trace_memory, dy=None):
@@ -248,6 +250,8 @@ class _TimedWorker:
 
         turn = sum(1 for name, *_ in self.calls if name == self.name)
         self.calls.append((self.name, min_repeats, min_seconds, trace_memory))
+        if turn == self.crash_round:
+            return Outcome("crashed", message="backend process died (exit code -9)")
         output = NumpyIm2col().conv3d(x, kernel, bias, **args) * (2 if turn == self.wrong_round else 1)
         times = [self.seconds] * min_repeats
         return Outcome("ok", outputs=[dict(summarize(times), times=times, prepare_s=0.1, first_call_s=0.2,
@@ -258,18 +262,20 @@ def test_backends_take_turns_and_every_round_is_verified(monkeypatch):
     from bench.run import Bench, Settings
 
     calls: list = []
-    workers = {"a": _TimedWorker("a", 0.001, calls), "b": _TimedWorker("b", 0.002, calls, wrong_round=2)}
+    workers = {"a": _TimedWorker("a", 0.001, calls), "b": _TimedWorker("b", 0.002, calls, wrong_round=2),
+               "c": _TimedWorker("c", 0.001, calls, crash_round=1)}
     settings = Settings(threads=1, min_repeats=5, min_seconds=0.3, rounds=3)
-    bench = Bench(["a", "b"], settings, peak_gflops=100.0)
+    bench = Bench(["a", "b", "c"], settings, peak_gflops=100.0)
     monkeypatch.setattr(bench, "_worker", lambda name: workers[name])
     monkeypatch.setattr("bench.run.wait_until_quiet", lambda pids: 0.0)
     spec = Conv3DSpec(filters=4, kernel_size=3, input_shape=(1, 6, 6, 6, 3))
     records: list[Record] = []
     bench.run([Workload("tiny", spec, "test")], records.append)
-    assert [c[0] for c in calls] == ["a", "b"] * 3
+    assert [c[0] for c in calls] == ["a", "b", "c", "a", "b", "c", "a", "b"], "c is not timed after its crash"
     assert all(c[1] == 2 and c[2] == pytest.approx(0.1) for c in calls)
-    assert [c[3] for c in calls] == [True, True, False, False, False, False]  # memory traced once
-    a, b = records
+    assert [c[3] for c in calls] == [True] * 3 + [False] * 5  # memory traced once
+    a, b, c = records
+    assert c.status == Status.CRASHED and "exit code -9" in c.message
     assert a.status == Status.PASS and a.timing.repeats == 6 and a.timing.median_s == pytest.approx(0.001)
     assert a.timing.traced_peak_bytes == 1
     assert b.status == Status.FAIL and b.timing.gflops is None, "a wrong output in the last round counts"
