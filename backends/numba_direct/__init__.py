@@ -20,11 +20,12 @@ which the VERIFICATION.md bound allows for any summation order. Rows whose width
 of the block end with a block that overlaps the one before (recomputing, never reading past the
 row). Unpadded dense layers and depthwise layers are read where they lie; the others in padded
 slabs (backends.im2col tiles), so the extra memory stays within the workspace.
-Activations are evaluated by the reference's NumPy definitions. Backward: dx is the transposed
-convolution run by these kernels (backends.numba_direct.transposed; a non-finite weight: col2im),
-dkernel im2col^T dz (backends.im2col_grad; groups of 16 to 32 filters or layers of many groups:
-backends.numba_direct.filter_grad),
-dbias a sum. Without numba the backend is unavailable; numpy-im2col is the backend that needs no numba.
+Activations are evaluated by the reference's NumPy definitions. Backward, one engine per call:
+for groups of 16 to 64 filters (to 32 for 1x1x1 kernels) and layers of 8 groups or more, dkernel
+by numba kernels (backends.numba_direct.filter_grad) and dx by the transposed convolution run by
+the forward kernels (backends.numba_direct.transposed); otherwise, and for a non-finite weight's dx,
+NumPy's GEMM (backends.im2col_grad: im2col^T dz, col2im). dbias is a sum. Without numba the
+backend is unavailable; numpy-im2col is the backend that needs no numba.
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ class NumbaDirect(Backend):
     capabilities = Capabilities(
         host_memory_traced=True, directions=("forward", "backward"),
         notes=("four register-blocked numba kernels (broadcast, wvector, depthwise, lane), chosen per layer",
-               "backward: dx by the same kernels (transposed convolution, one per stride phase; a "
-               "non-finite weight: col2im), dkernel = im2col^T dz (NumPy GEMM; groups of 16-32 filters "
-               "or 8 groups or more: numba kernels), dbias a sum",
+               "backward: for groups of 16-64 filters (1x1x1: 16-32) or 8 groups or more, dkernel by "
+               "numba kernels and dx by the same forward kernels (transposed convolution, one per "
+               "stride phase); otherwise dkernel = im2col^T dz and dx by col2im (NumPy GEMM); dbias a sum",
                "activations evaluated by the reference's NumPy definitions",
                f"workspace budget {DEFAULT_WORKSPACE_BYTES // 2**20} MiB by default"))
 
@@ -100,7 +101,7 @@ class NumbaDirect(Backend):
         dtype = x.dtype
         x_cl, kernel, bias, dy = channels_last_operands(spec, x, kernel, bias, dy)
         forward = self._forward(kernel, bias, spec, dtype, x_cl.flags.c_contiguous)
-        # One engine per call: dkernel by a numba kernel (groups of 16-32 filters, or many groups)
+        # One engine per call: dkernel by a numba kernel (groups of 16-64 filters, or many groups)
         # and dx by the transposed convolution of our kernels, or both by NumPy's GEMM (im2col^T dz
         # and col2im). Mixed, BLAS's threads go on spinning after each GEMM and take the cores
         # from the numba kernel that comes next (measured 1.3-3x on the default bench layers).
