@@ -1,12 +1,13 @@
-"""dkernel of numba-direct for layers of many groups: the sum over batch and outputs of x (padded)
-times dz, one kernel tap per parallel job, accumulated in the input dtype, vectorised over groups.
-
-x and dz are first transposed to (..., C/groups, groups) and (..., F/groups, groups), so that for
-each output position the job adds the outer products x[ci, :] * dz[f, :] lane by lane, one lane
-per group (a depthwise layer: one vector over the channels). Layers of few groups take NumPy's GEMM
-per tap instead (backends.im2col_grad.kernel_grad), what BLAS does best; with many small groups
-that would be G tiny products per tap. numba may reassociate and fuse, which the bound allows
-for any summation order.
+"""dkernel of numba-direct by numba kernels: the sum over batch and outputs of x (padded) times
+dz, accumulated in the input dtype. Two kernels:
+- grouped (layers of MIN_GROUPS groups or more): one kernel tap per parallel job, vectorised over
+  groups. x and dz are first transposed to (..., C/groups, groups) and (..., F/groups, groups), so
+  that for each output position the job adds the outer products x[ci, :] * dz[f, :] lane by lane,
+  one lane per group (a depthwise layer: one vector over the channels);
+- blocked (groups of 16 to 64 filters, see plan.filter_grad_blocks): a block of channels x filters
+  per job, in registers, like the forward broadcast kernel with the output positions as the sum.
+Other layers take NumPy's GEMM of im2col^T dz (backends.im2col_grad.kernel_grad). numba may
+reassociate and fuse, which the bound allows for any summation order.
 """
 
 from __future__ import annotations
