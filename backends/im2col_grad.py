@@ -59,30 +59,53 @@ def _tap_chunks(spec: Conv3DSpec, itemsize: int, workspace_bytes: int) -> list[l
     return [taps[i:i + size] for i in range(0, len(taps), size)]
 
 
-def kernel_grad(xp, x_cl, dz, spec: Conv3DSpec, workspace_bytes: int = WORKSPACE_BYTES):
+def kernel_grad(xp, x_cl, dz, spec: Conv3DSpec, workspace_bytes: int = WORKSPACE_BYTES, cols=None):
     """dkernel (kd, kh, kw, C/groups, F) = sum over batch and outputs of x (padded) times dz: one
-    GEMM per group for as many taps as the workspace holds columns of (few, large products)."""
-    groups, cg = spec.groups, spec.in_channels // spec.groups
-    xpad = padded_input(xp, x_cl, spec)
-    dz_g = _grouped(dz, groups)  # (G, M, Fg)
-    dkernel = xp.empty((*spec.kernel_size, cg, spec.filters), dz.dtype)
+    GEMM per group for as many taps as the workspace holds columns of (few, large products), or
+    one for every tap when `cols` (from `all_columns`) are given."""
+    dz_g = _grouped(dz, spec.groups)  # (G, M, Fg)
+    dkernel = xp.empty((*spec.kernel_size, spec.in_channels // spec.groups, spec.filters), dz.dtype)
     # a small product on one BLAS thread: a second one would go on spinning after the call,
     # taking the core from whatever parallel kernel comes next (numba-direct's)
     with threadpool_limits(1 if spec.flops // 2 < SMALL_GEMM_MACS else None, user_api="blas"):
-        for chunk in _tap_chunks(spec, dz.dtype.itemsize, workspace_bytes):
-            _chunk_grad(xp, xpad, dz_g, spec, chunk, dkernel)
+        if cols is not None:
+            _store_taps(xp.matmul(cols.swapaxes(1, 2), dz_g), list(np.ndindex(*spec.kernel_size)), dkernel)
+        else:
+            xpad = padded_input(xp, x_cl, spec)
+            for chunk in _tap_chunks(spec, dz.dtype.itemsize, workspace_bytes):
+                _store_taps(xp.matmul(columns(xp, xpad, spec, chunk).swapaxes(1, 2), dz_g), chunk, dkernel)
     return dkernel
 
 
-def _chunk_grad(xp, xpad, dz_g, spec: Conv3DSpec, chunk: list[tuple[int, ...]], dkernel) -> None:
-    """dkernel[tap] for the taps of `chunk`, by one GEMM per group."""
+def columns(xp, xpad, spec: Conv3DSpec, taps: list[tuple[int, ...]]):
+    """The padded input's values read by `taps`, per group: (G, M, len(taps) * Cg), tap-major."""
     groups, cg = spec.groups, spec.in_channels // spec.groups
-    cols = xp.stack([xpad[tap_slices(spec, tap)] for tap in chunk], axis=-2)  # (N, Do, Ho, Wo, T, C)
-    cols = cols.reshape(-1, len(chunk), groups, cg).transpose(2, 0, 1, 3)  # (G, M, T, Cg)
-    cols = cols.reshape(groups, -1, len(chunk) * cg)
-    dk = xp.matmul(cols.swapaxes(1, 2), dz_g)  # (G, T*Cg, Fg)
-    dk = dk.reshape(groups, len(chunk), cg, -1).transpose(1, 2, 0, 3).reshape(len(chunk), cg, -1)
-    for tap, value in zip(chunk, dk):
+    cols = xp.stack([xpad[tap_slices(spec, tap)] for tap in taps], axis=-2)  # (N, Do, Ho, Wo, T, C)
+    cols = cols.reshape(-1, len(taps), groups, cg).transpose(2, 0, 1, 3)  # (G, M, T, Cg)
+    return cols.reshape(groups, -1, len(taps) * cg)
+
+
+def all_columns(xp, x_cl, spec: Conv3DSpec, workspace_bytes: int = WORKSPACE_BYTES):
+    """`columns` of every tap at once, or None when they exceed the workspace."""
+    chunks = _tap_chunks(spec, x_cl.dtype.itemsize, workspace_bytes)
+    return columns(xp, padded_input(xp, x_cl, spec), spec, chunks[0]) if len(chunks) == 1 else None
+
+
+def pre_activation_from_columns(xp, cols, kernel, bias, spec: Conv3DSpec):
+    """The pre-activation output (channels last) from `all_columns`: one GEMM per group."""
+    groups, cg, fg = spec.groups, spec.in_channels // spec.groups, spec.filters // spec.groups
+    weights = kernel.reshape(-1, cg, groups, fg).transpose(2, 0, 1, 3).reshape(groups, -1, fg)
+    z = xp.matmul(cols, weights).swapaxes(0, 1).reshape(spec.batch, *spec.output_spatial, spec.filters)
+    if bias is not None:
+        z += bias
+    return z
+
+
+def _store_taps(dk, taps: list[tuple[int, ...]], dkernel) -> None:
+    """dkernel[tap] for each of `taps` from the per-group product (G, T*Cg, Fg)."""
+    groups, cg = dk.shape[0], dkernel.shape[-2]
+    dk = dk.reshape(groups, len(taps), cg, -1).transpose(1, 2, 0, 3).reshape(len(taps), cg, -1)
+    for tap, value in zip(taps, dk):
         dkernel[tap] = value
 
 
@@ -140,10 +163,10 @@ def depthwise_kernel_grad(xp, x_cl, dz, spec: Conv3DSpec):
     return dkernel
 
 
-def conv3d_grad_channels_last(xp, x_cl, kernel, dz, spec: Conv3DSpec):
-    """(dx channels last, dkernel, dbias) from dz, all in dz's dtype: col2im and im2col^T dz, or
-    for one input channel per group a multiply-add per tap."""
+def conv3d_grad_channels_last(xp, x_cl, kernel, dz, spec: Conv3DSpec, cols=None):
+    """(dx channels last, dkernel, dbias) from dz, all in dz's dtype: col2im and im2col^T dz (with
+    the columns `cols` when given), or for one input channel per group a multiply-add per tap."""
     dbias = dz.reshape(-1, spec.filters).sum(axis=0)
     if spec.in_channels == spec.groups > 1:
         return depthwise_input_grad(xp, kernel, dz, spec), depthwise_kernel_grad(xp, x_cl, dz, spec), dbias
-    return input_grad_col2im(xp, kernel, dz, spec), kernel_grad(xp, x_cl, dz, spec), dbias
+    return input_grad_col2im(xp, kernel, dz, spec), kernel_grad(xp, x_cl, dz, spec, cols=cols), dbias

@@ -39,8 +39,8 @@ class NumpyIm2col(Backend):
     name = "numpy-im2col"
     capabilities = Capabilities(
         host_memory_traced=True, directions=("forward", "backward"),
-        notes=("backward: dz by the reference's act', per tap dkernel = im2col^T dz and dx by col2im "
-               "(depthwise: a multiply-add per tap)",
+        notes=("backward: dz by the reference's act', dkernel = im2col^T dz (the columns shared with the "
+               "recomputed forward when they fit 64 MiB) and dx by col2im (depthwise: a multiply-add per tap)",
                "im2col + NumPy GEMM (pointwise: one GEMM; depthwise: a multiply-add per tap)",
                "activations evaluated by the reference's NumPy definitions",
                f"workspace budget {DEFAULT_WORKSPACE_BYTES // 2**20} MiB by default"))
@@ -62,11 +62,16 @@ class NumpyIm2col(Backend):
         dtype = x.dtype
         x_cl, kernel, bias, dy = channels_last_operands(spec, x, kernel, bias, dy)
 
+        def pre_activation(cols) -> np.ndarray:
+            if cols is not None:
+                return im2col_grad.pre_activation_from_columns(np, cols, kernel, bias, spec)
+            return im2col.conv3d_channels_last(np, x_cl, kernel, bias, spec, self.workspace_bytes)
+
         def run():
-            dz = im2col_grad.pre_activation_cotangent(
-                np, lambda: im2col.conv3d_channels_last(np, x_cl, kernel, bias, spec, self.workspace_bytes),
-                dy, spec, dtype)
-            dx, dkernel, dbias = im2col_grad.conv3d_grad_channels_last(np, x_cl, kernel, dz, spec)
+            # one set of columns for the recomputed forward and dkernel, when they fit
+            cols = im2col_grad.all_columns(np, x_cl, spec) if im2col.choose_path(spec) == "im2col" else None
+            dz = im2col_grad.pre_activation_cotangent(np, lambda: pre_activation(cols), dy, spec, dtype)
+            dx, dkernel, dbias = im2col_grad.conv3d_grad_channels_last(np, x_cl, kernel, dz, spec, cols)
             dx = dx if spec.channels_last else np.moveaxis(dx, -1, 1)
             return dx, dkernel, dbias if bias is not None else None
 
