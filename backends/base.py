@@ -21,6 +21,7 @@ class Capabilities:
     host_memory_traced: its workspace is allocated through Python's allocators (NumPy), so
     tracemalloc measures its peak extra memory; framework allocators are invisible to it.
     directions: "forward" (conv3d) and/or "backward" (conv3d_grad).
+    layer: the backend is a whole keras.layers.Conv3D whose `layer_probe`s the layer check runs.
     """
 
     dtypes: tuple[str, ...] = ("float32", "float64")
@@ -34,6 +35,7 @@ class Capabilities:
     host_memory_traced: bool = False
     notes: tuple[str, ...] = ()
     directions: tuple[str, ...] = ("forward",)
+    layer: bool = False
 
     def precision(self, dtype: str) -> str:
         return self.compute_precision.get(dtype, dtype)
@@ -125,6 +127,10 @@ class Backend:
     def _prepare_grad(self, spec: Conv3DSpec, x: np.ndarray, kernel: np.ndarray,
                       bias: np.ndarray | None, dy: np.ndarray) -> Prepared:
         raise NotImplementedError(f"backend {self.name} has no backward pass")
+
+    def layer_probe(self, probe: str, params: dict) -> dict:
+        """One probe of the whole layer (backends.keras_layer.PROBES), for capabilities.layer."""
+        raise NotImplementedError(f"backend {self.name} is not a Keras layer")
 
     def conv3d_grad(self, x, kernel, bias, dy, *, strides=1, padding="valid",
                     data_format="channels_last", dilation_rate=1, groups=1, activation=None):

@@ -16,6 +16,7 @@ import sys
 
 import numpy as np
 
+from backends import keras_layer
 from backends.base import Availability, Backend, Capabilities, Prepared, check_cotangent_shape
 from reference.conv import check_floating
 from reference.spec import spec_for_arrays
@@ -106,13 +107,25 @@ class KerasBackend(Backend):
     def _grad_function(self, layer, inputs, cotangent):
         raise NotImplementedError
 
+    def new_layer(self, keras, **kwargs):
+        """Every layer the layer check's probes build comes from here (the layer mutants' hook)."""
+        return keras.layers.Conv3D(**kwargs)
+
+    def layer_probe(self, probe: str, params: dict) -> dict:
+        keras = self._keras()
+        if probe == "data_format":
+            target = f"{type(self).__module__}:{type(self).__qualname__}"
+            return keras_layer.data_format(
+                lambda p: keras_layer.run_child(target, self.keras_backend, p), params)
+        return keras_layer.PROBES[probe](keras, lambda **kw: self.new_layer(keras, **kw), params)
+
 
 class KerasTensorFlow(KerasBackend):
     name = "keras-tensorflow"
     keras_backend = framework = "tensorflow"
     capabilities = Capabilities(
         dtypes=("float32", "float64"), flushes_subnormals=True, directions=("forward", "backward"),
-        notes=("Keras routes grouped and channels_first convolution through XLA on the CPU",
+        layer=True, notes=("Keras routes grouped and channels_first convolution through XLA on the CPU",
                "backward: tf.GradientTape"))
 
     def _grad_function(self, layer, inputs, cotangent):
@@ -131,7 +144,7 @@ class KerasTorch(KerasBackend):
     name = "keras-torch"
     keras_backend = framework = "torch"
     capabilities = Capabilities(dtypes=("float32", "float64"), directions=("forward", "backward"),
-                                notes=("backward: torch.autograd",))
+                                layer=True, notes=("backward: torch.autograd",))
 
     def _grad_function(self, layer, inputs, cotangent):
         import torch
@@ -149,7 +162,7 @@ class KerasJax(KerasBackend):
     name = "keras-jax"
     keras_backend = framework = "jax"
     capabilities = Capabilities(dtypes=("float32",), flushes_subnormals=True,
-                                directions=("forward", "backward"),
+                                directions=("forward", "backward"), layer=True,
                                 notes=("float64 needs jax_enable_x64, which Keras does not set: "
                                        "a float64 layer computes in float32",
                                        "backward: jax.vjp of the layer's stateless_call"))

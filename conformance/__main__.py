@@ -33,6 +33,7 @@ from conformance.engine import (
 )
 from conformance.execute import run_case, run_invalid, too_large
 from conformance.junit import write_junit
+from conformance.layer_check import layer_records
 from conformance.profiles import DEFAULT_PROFILE, PROFILES
 from conformance.properties import BACKWARD_PROPERTIES, PROPERTIES, Problem, check_property
 from conformance.report import save_results, write_report
@@ -96,6 +97,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     single.add_argument("--strided", action="store_true",
                         help="pass the case's arrays as non-contiguous views")
     single.add_argument("--invalid", help="an invalid call as JSON (from a repro line)")
+    single.add_argument("--layer-case", metavar="ID", help="one case of the layer check (from a repro line)")
     single.add_argument("--property", choices=sorted(PROPERTIES) + sorted(BACKWARD_PROPERTIES))
     args = p.parse_args(argv)
     unknown = set(args.checks.split(",")) - set(CHECKS)
@@ -150,6 +152,8 @@ def run_single(args: argparse.Namespace, backend: str) -> list[Record]:
                                              strided=args.strided, direction=direction))]
         elif args.invalid:
             records = [run_invalid(worker, args.invalid)]
+        elif args.layer_case:
+            records = layer_records(worker, args.profile, args.seed, only=args.layer_case)
         else:
             problem = Problem(*PROFILES[args.profile].property_problem)
             records = [check_property(worker, args.property, problem, args.dtype, args.seed,
@@ -201,7 +205,7 @@ def _run(args: argparse.Namespace, stop: Interrupts) -> int:
         backends = []  # stopped while the backends were being probed: an empty, marked report
     infos: dict[str, BackendInfo] = {}
     records: list[Record] = []
-    single = bool(args.spec or args.invalid or args.property)
+    single = bool(args.spec or args.invalid or args.property or args.layer_case)
     total = len(backends) if single else len(backends) * sum(
         direction == "forward" or check in BACKWARD_CHECKS
         for direction in _directions(args) for check in args.checks.split(","))

@@ -2,7 +2,8 @@
 
 A *check* is one family of cases for one backend: generated exact-regime, realistic and extreme
 cases, invalid calls, fixed cases, the covering array of parameter classes (conformance.coverage),
-reduced workloads, oracle-free properties. Each runs in its own
+reduced workloads, oracle-free properties, and for a whole Keras layer the layer check
+(conformance.layer_check). Each runs in its own
 job with its own backend worker, so `-j N` runs N of them at once.
 """
 
@@ -26,6 +27,7 @@ from conformance import strategies
 from conformance.coverage import covering_cases, regions
 from conformance.execute import case_record, run_case, run_invalid
 from conformance.fixed import worked_cases, workload_cases
+from conformance.layer_check import layer_records
 from conformance.profiles import PROFILES, Profile
 from conformance.properties import BACKWARD_PROPERTIES, PROPERTIES, Problem, check_property
 from reference.numba_target import cache_dir
@@ -38,8 +40,8 @@ DEFAULT_DB = cache_dir() / "db"  # failing examples, replayed first by the next 
 GENERATED = {"exact": strategies.exact_cases, "realistic": strategies.realistic_cases,
              "extreme": strategies.extreme_cases}
 HYPOTHESIS_CHECKS = (*GENERATED, "invalid")  # drawn by hypothesis: a failure is shrunk
-CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering", "workload", "property")
-BACKWARD_CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering", "property")  # workloads: forward only
+CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering", "workload", "property", "layer")
+BACKWARD_CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering", "property")  # workloads, layer: forward only
 DIRECTIONS = ("forward", "backward")
 SHRINK_TIMEOUT_S = 2.0  # at least this long, and 4x the slowest case before the failure
 SHRINK_BUDGET_S = 120.0  # wall time a check may spend shrinking, all rounds together
@@ -254,6 +256,12 @@ def _records(job: Job, worker: Worker) -> Iterator[Record]:
                                 message=f"none of the dtypes {', '.join(job.dtypes)} is declared "
                                         f"(declares {', '.join(caps.dtypes)})")])
         caps = dataclasses.replace(caps, dtypes=kept)
+    if job.check == "layer":
+        if not caps.layer:
+            return iter([Record(backend=job.backend, check="layer", case="layer", status=Status.UNSUPPORTED,
+                                message="not a whole Keras layer: the layer check probes "
+                                        "keras.layers.Conv3D backends only")])
+        return iter(layer_records(worker, job.profile, job.seed))
     if job.check in GENERATED:
         return _hypothesis_check(job, GENERATED[job.check](caps, direction),
                                  lambda c: run_case(worker, c), profile.examples[job.check], worker)

@@ -88,6 +88,7 @@ class Record:
     strided: bool = False  # the inputs were non-contiguous views
     direction: str = "forward"  # or "backward" (gradients)
     rule: str = ""  # the SPEC.md rule an invalid call breaks
+    argument: str = ""  # the layer argument a `layer` check row tests (kernel_initializer, ...)
     precision: str = ""  # the compute precision the bound assumed
     max_ratio: float | None = None  # worst error / bound
     zero_fraction: float | None = None

@@ -119,6 +119,8 @@ def _serve(conn, backend_name: str, threads: int | None, parent: int,
 
                 outputs = time_call(backend, x, kernel, bias, args, **options)
                 changed: list[str] = []
+            elif kind == "layer":
+                outputs, changed = backend.layer_probe(options["probe"], options["params"]), []
             else:
                 outputs, changed = _run_call(backend, kind, x, kernel, bias, args, options)
             conn.send(("ok", outputs, time.perf_counter() - start, changed))
@@ -221,6 +223,10 @@ class Worker:
                   strided: bool = False) -> Outcome:
         """The backward call: each of `outputs` is a (dx, dkernel, dbias) tuple."""
         return self._request("grad", x, kernel, bias, args, dict(repeats=repeats, strided=strided, dy=dy))
+
+    def layer_probe(self, probe: str, params: dict) -> Outcome:
+        """One probe of a whole Keras layer (backends.keras_layer); outputs is its result dict."""
+        return self._request("layer", None, None, None, {}, dict(probe=probe, params=params))
 
     def bench(self, x, kernel, bias, args: dict, **options) -> Outcome:
         """Time the call in the worker (runtime.timing.time_call); outputs[0] is its result dict."""
