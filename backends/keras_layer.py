@@ -32,6 +32,10 @@ def _with_weights(keras, make_layer: Callable, p: dict):
     layer = make_layer(filters=p["kernel"].shape[-1], kernel_size=p["kernel"].shape[:3],
                        use_bias=p.get("bias") is not None, **p.get("args", {}))
     layer.build(p["x"].shape)
+    if tuple(layer.kernel.shape) != p["kernel"].shape:
+        raise ValueError(f"the layer built a kernel of shape {tuple(layer.kernel.shape)} for an input "
+                         f"of shape {p['x'].shape} (data_format {layer.data_format}), not the given "
+                         f"{p['kernel'].shape}")
     layer.kernel.assign(p["kernel"])
     if p.get("bias") is not None:
         layer.bias.assign(p["bias"])
@@ -117,8 +121,8 @@ def run_child(backend_target: str, keras_backend: str, p: dict) -> dict:
     done = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(p), capture_output=True,
                           env=env, timeout=CHILD_TIMEOUT_S, cwd=str(Path(__file__).parents[1]))
     if done.returncode != 0 or b"\0RESULT" not in done.stdout:
-        raise RuntimeError(f"the child process failed (exit {done.returncode}): "
-                           f"{done.stderr.decode(errors='replace')[-2000:]}")
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        raise RuntimeError(f"the child process failed (exit {done.returncode}): {lines[-1] if lines else ''}")
     return pickle.loads(done.stdout.split(b"\0RESULT", 1)[1])
 
 

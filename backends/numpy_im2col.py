@@ -39,8 +39,9 @@ class NumpyIm2col(Backend):
     name = "numpy-im2col"
     capabilities = Capabilities(
         host_memory_traced=True, directions=("forward", "backward"),
-        notes=("backward: dz by the reference's act', dkernel = im2col^T dz (the columns shared with the "
-               "recomputed forward when they fit 64 MiB) and dx by col2im (depthwise: a multiply-add per tap)",
+        notes=("backward: dz by the reference's act', dkernel = im2col^T dz (the columns shared with "
+               "the recomputed forward when they fit 64 MiB) and dx by col2im (depthwise: a "
+               "multiply-add per tap)",
                "im2col + NumPy GEMM (pointwise: one GEMM; depthwise: a multiply-add per tap)",
                "activations evaluated by the reference's NumPy definitions",
                f"workspace budget {DEFAULT_WORKSPACE_BYTES // 2**20} MiB by default"))

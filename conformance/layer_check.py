@@ -38,8 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reference import conv3d, conv3d_grad
-from reference.layer import (activity_loss, constrain, initializer_law, mse_cotangent, regularization,
-                             sgd_step)
+from reference.layer import activity_loss, constrain, initializer_law, mse_cotangent, regularization, sgd_step
 from reference.spec import Conv3DSpec
 from runtime.records import Record, Status
 from runtime.worker import Worker
@@ -129,7 +128,8 @@ def _initializer_case(name: str | None, groups: int, quick: bool = True) -> Laye
 
     def judge(p, got):
         kernel = got["kernel"]
-        shape = (*INIT_PROBLEM["kernel_size"], INIT_PROBLEM["input_shape"][-1] // groups, INIT_PROBLEM["filters"])
+        shape = (*INIT_PROBLEM["kernel_size"], INIT_PROBLEM["input_shape"][-1] // groups,
+                 INIT_PROBLEM["filters"])
         if kernel.shape != shape:
             return Status.FAIL, f"kernel shape {kernel.shape}, expected {shape}"
         return _judge_law(name or "glorot_uniform", kernel, got["kernel_again"])
@@ -171,7 +171,8 @@ def _bias_initializer_case(initializer: dict | None) -> LayerCase:
     def judge(p, got):
         bias = got["bias"]
         if bias is None or bias.shape != (INIT_PROBLEM["filters"],):
-            return Status.FAIL, f"bias {None if bias is None else bias.shape}, expected ({INIT_PROBLEM['filters']},)"
+            shape = None if bias is None else bias.shape
+            return Status.FAIL, f"bias {shape}, expected ({INIT_PROBLEM['filters']},)"
         return _ok(_bitwise("bias", bias, np.full(bias.shape, value)), f"every bias element is {value:g}")
 
     return LayerCase(f"bias_initializer:{label}", "bias_initializer", "initializer", params, judge)
@@ -183,13 +184,14 @@ REG_PROBLEM = dict(x=(3, 5, 6, 7, 8), kernel=(3, 3, 3, 4, 8), groups=2)
 FACTORS = {"L1": dict(l1=0.01), "L2": dict(l2=0.02), "L1L2": dict(l1=0.01, l2=0.02)}
 
 
-def _regularizer_case(where: str, kind: str) -> LayerCase:
+def _regularizer_case(where: str, kind: str, quick: bool = True) -> LayerCase:
     argument = f"{where}_regularizer"
 
     def params(rng):
         x, kernel = _normal(rng, REG_PROBLEM["x"]), _normal(rng, REG_PROBLEM["kernel"])
         return dict(x=x, kernel=kernel, bias=_normal(rng, (kernel.shape[-1],)),
-                    args={argument: {"class_name": kind, "config": FACTORS[kind]}, "groups": REG_PROBLEM["groups"]})
+                    args={argument: {"class_name": kind, "config": FACTORS[kind]},
+                          "groups": REG_PROBLEM["groups"]})
 
     def judge(p, got):
         if len(got["losses"]) != 1:
@@ -207,7 +209,7 @@ def _regularizer_case(where: str, kind: str) -> LayerCase:
                                  f"{abs(loss - exact):.3g} > bound {bound:.3g}")
         return Status.PASS, f"loss {loss!r}, exact {exact!r}, error/bound {abs(loss - exact) / bound:.3g}"
 
-    return LayerCase(f"{argument}:{kind}", argument, "regularizer", params, judge)
+    return LayerCase(f"{argument}:{kind}", argument, "regularizer", params, judge, quick)
 
 
 # --- constraints --------------------------------------------------------------------------------
@@ -294,7 +296,7 @@ def _data_format_case(value: str, quick: bool) -> LayerCase:
                      params, judge, quick)
 
 
-def _use_bias_case(use_bias: bool) -> LayerCase:
+def _use_bias_case(use_bias: bool, quick: bool = True) -> LayerCase:
     def params(rng):
         return _exact_problem(rng, bias=use_bias)
 
@@ -305,10 +307,10 @@ def _use_bias_case(use_bias: bool) -> LayerCase:
         failures += _bitwise("output", got["y"], conv3d(p["x"], p["kernel"], p["bias"]))
         return _ok(failures, f"weights {shapes}; output exact")
 
-    return LayerCase(f"use_bias:{str(use_bias).lower()}", "use_bias", "output", params, judge)
+    return LayerCase(f"use_bias:{str(use_bias).lower()}", "use_bias", "output", params, judge, quick)
 
 
-def _padding_case(spelling: str) -> LayerCase:
+def _padding_case(spelling: str, quick: bool = True) -> LayerCase:
     def params(rng):
         p = _exact_problem(rng)
         return dict(p, args=dict(p["args"], padding=spelling, strides=2))
@@ -317,7 +319,7 @@ def _padding_case(spelling: str) -> LayerCase:
         expected = conv3d(p["x"], p["kernel"], p["bias"], padding=spelling.lower(), strides=2)
         return _ok(_bitwise("output", got["y"], expected), f"padding={spelling!r} is {spelling.lower()!r}")
 
-    return LayerCase(f"padding:{spelling}", "padding", "output", params, judge)
+    return LayerCase(f"padding:{spelling}", "padding", "output", params, judge, quick)
 
 
 # --- serialization, shapes, invalid arguments ---------------------------------------------------
@@ -343,7 +345,7 @@ SHAPE_ARGS = [dict(filters=6, kernel_size=(2, 3, 3), strides=2, padding="same"),
 SHAPE_INPUT = (2, 7, 9, 10, 4)
 
 
-def _shape_case(index: int) -> LayerCase:
+def _shape_case(index: int, quick: bool = True) -> LayerCase:
     args = SHAPE_ARGS[index]
     first = args.get("data_format") == "channels_first"
     shape = (2, 4, 7, 9, 10) if first else SHAPE_INPUT
@@ -359,7 +361,7 @@ def _shape_case(index: int) -> LayerCase:
         return _ok(failures, f"{spec.output_shape} and {symbolic}")
 
     return LayerCase(f"shapes:{json.dumps(args, separators=(',', ':'))}", "shapes", "shapes",
-                     lambda rng: dict(args=args, input_shape=shape), judge)
+                     lambda rng: dict(args=args, input_shape=shape), judge, quick)
 
 
 INVALID_ARGS = {"filters=0": dict(filters=0), "kernel_size=0": dict(kernel_size=0),
@@ -384,27 +386,36 @@ def _argument_case(label: str) -> LayerCase:
     return LayerCase(f"arguments:{label}", "arguments", "arguments", params, judge)
 
 
+ALL_AXES = [0, 1, 2, 3]  # one norm per filter of a 5-D kernel
+
+
 def layer_cases(profile: str) -> list[LayerCase]:
     """Every case of the profile (quick: those marked quick)."""
+    initializers = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+                    "lecun_normal")
     cases = [
-        _initializer_case(None, 1), _initializer_case(None, 4),
-        *(_initializer_case(n, 4, n in ("glorot_uniform", "he_normal")) for n in (
-            "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal")),
-        _bias_initializer_case(None), _bias_initializer_case({"class_name": "Constant", "config": {"value": 0.5}}),
-        *(_regularizer_case(where, kind) for where in ("kernel", "bias", "activity") for kind in FACTORS),
-        _constraint_case("kernel", "MaxNorm", {}), _constraint_case("kernel", "MaxNorm", dict(max_value=1.5, axis=[0, 1, 2, 3])),
+        _initializer_case(None, 1, quick=False), _initializer_case(None, 4),
+        *(_initializer_case(n, 4, n == "he_normal") for n in initializers),
+        _bias_initializer_case(None),
+        _bias_initializer_case({"class_name": "Constant", "config": {"value": 0.5}}),
+        *(_regularizer_case(where, kind, kind == "L1L2") for where in ("kernel", "bias", "activity")
+          for kind in FACTORS),
+        _constraint_case("kernel", "MaxNorm", {}, quick=False),
+        _constraint_case("kernel", "MaxNorm", dict(max_value=1.5, axis=ALL_AXES)),
         _constraint_case("kernel", "MinMaxNorm", {}, quick=False),
-        _constraint_case("kernel", "MinMaxNorm", dict(min_value=0.5, max_value=1.0, rate=0.7, axis=[0, 1, 2, 3])),
-        _constraint_case("kernel", "UnitNorm", {}, quick=False), _constraint_case("kernel", "UnitNorm", dict(axis=[0, 1, 2, 3])),
-        _constraint_case("kernel", "NonNeg", {}),
-        _constraint_case("bias", "NonNeg", {}), _constraint_case("bias", "MaxNorm", dict(max_value=1.0)),
+        _constraint_case("kernel", "MinMaxNorm", dict(min_value=0.5, max_value=1.0, rate=0.7, axis=ALL_AXES)),
+        _constraint_case("kernel", "UnitNorm", {}, quick=False),
+        _constraint_case("kernel", "UnitNorm", dict(axis=ALL_AXES), quick=False),
+        _constraint_case("kernel", "NonNeg", {}, quick=False),
+        _constraint_case("bias", "NonNeg", {}),
+        _constraint_case("bias", "MaxNorm", dict(max_value=1.0), quick=False),
         _constraint_case("bias", "UnitNorm", {}, quick=False),
         _data_format_case("channels_first", True), _data_format_case("channels_last", False),
-        _padding_case("SAME"), _padding_case("Valid"),
-        _use_bias_case(False), _use_bias_case(True),
+        _padding_case("SAME"), _padding_case("Valid", quick=False),
+        _use_bias_case(False), _use_bias_case(True, quick=False),
         _fit_case(1, True), _fit_case(2, False),
         _serialization_case(),
-        *(_shape_case(i) for i in range(len(SHAPE_ARGS))),
+        *(_shape_case(i, quick=i == 0) for i in range(len(SHAPE_ARGS))),
         *(_argument_case(label) for label in INVALID_ARGS),
     ]
     return cases if profile != "quick" else [c for c in cases if c.quick]

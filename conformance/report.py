@@ -20,6 +20,7 @@ import pandas as pd
 from conformance import coverage
 from conformance.cases import Case
 from conformance.known_deviations import DEVIATIONS, known_deviation
+from conformance.layer_check import ARGUMENTS
 from reference.activations import ACTIVATIONS
 from reference.spec import Conv3DSpec
 from runtime.environment import environment
@@ -81,6 +82,21 @@ def feature_matrix(df: pd.DataFrame) -> pd.DataFrame:
         cells.setdefault("determinism (nondeterministic cases)", {})[backend] = str(
             (rows["status"] == Status.NONDETERMINISTIC).sum())
     return pd.DataFrame(cells).T.fillna("")
+
+
+def layer_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The layer check: seed argument x backend -> 'verified/failing' rows (+ known), in the order
+    of conformance.layer_check.ARGUMENTS. Empty without layer rows."""
+    rows = df[(df["check"] == "layer") & df["argument"].fillna("").ne("")] if "argument" in df else df[:0]
+    cells: dict[str, dict] = {}
+    for (argument, backend), part in rows.groupby(["argument", "backend"]):
+        status = part["status"]
+        known = (status == Status.KNOWN_FAIL).sum()
+        cells.setdefault(backend, {})[argument] = (
+            f"{status.isin(VERIFIED_VALUES).sum()}/{status.isin(FAILING_VALUES).sum()}"
+            + (f" ({known} known)" if known else ""))
+    table = pd.DataFrame(cells)
+    return table.reindex([a for a in ARGUMENTS if a in table.index]) if len(table) else table
 
 
 HOLES_LISTED = 12  # per backend in summary.md, the first in sorted order
@@ -238,6 +254,10 @@ def _markdown(df: pd.DataFrame, meta: dict, images: list[str], cover: Coverage) 
              "## Status per backend", "", markdown_table(summary_table(df)), "",
              "## Backend x feature (pass / fail / unsupported)", "",
              markdown_table(feature_matrix(df)), "", *cover.markdown()]
+    layer = layer_table(df)
+    if len(layer):
+        lines += ["## The whole Keras layer: rows per seed argument (verified / failing)", "",
+                  markdown_table(layer), ""]
     if images:
         lines += ["## Error / bound distribution", "", f"![error/bound]({images[0]})", ""]
     failing = df[df["status"].isin(FAILING_VALUES)]
@@ -379,6 +399,10 @@ def _html(df: pd.DataFrame, meta: dict, images: list[str], cover: Coverage) -> s
              "<h2>Status per backend</h2>", summary_table(df).to_html(),
              "<h2>Backend x feature (verified / failing / unsupported)</h2>",
              _matrix_html(feature_matrix(df)), *cover.html()]
+    layer = layer_table(df)
+    if len(layer):
+        parts += ["<h2>The whole Keras layer: rows per seed argument (verified / failing)</h2>",
+                  _matrix_html(layer)]
     parts += [f"<h2>Error / bound</h2><img src='{name}' alt='{name}'>" for name in images
               if name.endswith(".svg")]
     return "\n".join(parts + ["</body></html>"])

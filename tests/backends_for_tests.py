@@ -5,6 +5,8 @@ import time
 
 import numpy as np
 
+from backends.keras_backend import KerasTorch
+from conformance.mutants import layer_zoo
 from reference import conv3d as reference_conv3d
 
 
@@ -94,3 +96,11 @@ def grad_dx_shifted(x, kernel, bias, dy, **args):
     dx, dk, db = reference_grad_float32(x, kernel, bias, dy, **args)
     axis = 3 if args.get("data_format", "channels_last") == "channels_last" else 4
     return np.roll(dx, 1, axis=axis), dk, db
+
+
+class AnyLayerMutant(KerasTorch):
+    """One worker for every layer mutant: each probe runs as the mutant params["mutant"] names."""
+
+    def layer_probe(self, probe, params):
+        params = dict(params)
+        return getattr(layer_zoo, params.pop("mutant"))().layer_probe(probe, params)

@@ -19,12 +19,13 @@ import pandas as pd
 
 from conformance.engine import BACKWARD_CHECKS, CHECKS, Job, run_check
 from conformance.mutants.grad_zoo import GRAD_ZOO
+from conformance.mutants.layer_zoo import LAYER_ZOO
 from conformance.mutants.zoo import ZOO
 from conformance.profiles import DEFAULT_PROFILE, PROFILES
 from runtime.files import atomic_write
 from runtime.tables import markdown_table
 
-ALL_MUTANTS = (*ZOO, *GRAD_ZOO)
+ALL_MUTANTS = (*ZOO, *GRAD_ZOO, *LAYER_ZOO)
 
 
 def hunt(mutant: str, profile: str, seed: int) -> dict:
@@ -32,7 +33,8 @@ def hunt(mutant: str, profile: str, seed: int) -> dict:
     cls = next(m for m in ALL_MUTANTS if m.__name__ == mutant)
     name = f"{cls.__module__}:{cls.__name__}"
     started, cases_run = time.perf_counter(), 0
-    for check in CHECKS if cls.direction == "forward" else BACKWARD_CHECKS:
+    checks = getattr(cls, "checks", None) or (CHECKS if cls.direction == "forward" else BACKWARD_CHECKS)
+    for check in checks:
         records = run_check(Job(name, check, profile, seed, database=None, max_failures=1,
                                 direction=cls.direction)).records
         for index, record in enumerate(records, start=1):
@@ -49,7 +51,7 @@ def hunt(mutant: str, profile: str, seed: int) -> dict:
 
 
 def run_zoo(profile: str, seed: int, jobs: int, zoo=ALL_MUTANTS) -> pd.DataFrame:
-    """The kill table of `zoo` (default: the forward and the backward mutants)."""
+    """The kill table of `zoo` (default: the forward, backward and layer mutants)."""
     names = [m.__name__ for m in zoo]
     with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
         rows = list(pool.map(hunt, names, [profile] * len(names), [seed] * len(names)))
