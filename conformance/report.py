@@ -95,7 +95,7 @@ def layer_table(df: pd.DataFrame) -> pd.DataFrame:
         cells.setdefault(backend, {})[argument] = (
             f"{status.isin(VERIFIED_VALUES).sum()}/{status.isin(FAILING_VALUES).sum()}"
             + (f" ({known} known)" if known else ""))
-    table = pd.DataFrame(cells)
+    table = pd.DataFrame(cells).rename_axis("argument")
     return table.reindex([a for a in ARGUMENTS if a in table.index]) if len(table) else table
 
 
