@@ -9,7 +9,9 @@ import pytest
 
 from conformance.layer_check import U32, gamma, layer_cases, run_layer_case
 from conformance.mutants.layer_zoo import LAYER_ZOO
+from reference import conv3d, conv3d_grad
 from reference.layer import EPSILON, constrain, fans, initializer_law, mse_cotangent, regularization, sgd_step
+from runtime.records import Status
 from runtime.worker import Worker
 
 
@@ -116,3 +118,17 @@ def test_every_layer_mutant_is_caught_by_its_row():
             assert record.status in mutant.expected, (
                 f"{mutant.__name__} not caught by {record.case}: {record.status} {record.message}\n"
                 f"repro: {record.repro}")
+
+
+def test_realistic_training_step_bound_admits_float32_and_catches_a_wrong_reduction():
+    """Judged without Keras: the reference update rounded to float32 passes; the update of a loss
+    summed instead of averaged over the filters (8x the gradient) fails."""
+    case = next(c for c in layer_cases("ci") if c.id == "training step:mse-sgd:g2:realistic")
+    p = case.params(np.random.default_rng(0))
+    y = conv3d(p["x"], p["kernel"], p["bias"], groups=2)
+    dy = mse_cotangent(y, p["target"])
+    for scale, status in ((1.0, Status.PASS), (8.0, Status.FAIL)):
+        _, dk, db = conv3d_grad(p["x"], p["kernel"], p["bias"], scale * dy, groups=2)
+        got = {part: sgd_step(p[part], g, p["learning_rate"]).astype(np.float32)
+               for part, g in (("kernel", dk), ("bias", db))}
+        assert case.judge(p, got)[0] == status, case.judge(p, got)
