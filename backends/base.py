@@ -57,6 +57,28 @@ class Capabilities:
         return None
 
 
+class Unsupported(Exception):
+    """Raised by a backend (class or plain function) to decline a case it does not support: the
+    case is UNSUPPORTED, never REJECTED-VALID or CRASHED. Raise it only for what the backend
+    cannot do; a wrong argument is still a ValueError."""
+
+
+def declare(**capabilities) -> Callable:
+    """Decorator for a plain conv3d (or conv3d_grad) function: what it supports, with the keywords
+    of `Capabilities` (dtypes, data_formats, groups, dilation, directions, compute_precision, ...).
+    directions=("backward",) makes the function a conv3d_grad."""
+    declared = Capabilities(**capabilities)
+    if len(declared.directions) != 1:
+        raise ValueError(f"a plain function has one direction, forward or backward; got "
+                         f"{declared.directions}")
+
+    def mark(fn: Callable) -> Callable:
+        fn.capabilities = declared
+        return fn
+
+    return mark
+
+
 @dataclass(frozen=True)
 class Availability:
     ok: bool
@@ -89,9 +111,17 @@ class Backend:
 
     name: str = "unnamed"
     capabilities: Capabilities = Capabilities()
+    libraries: tuple[str, ...] = ()  # the modules whose code is under test, for versions()
 
     def availability(self) -> Availability:
         return Availability(True)
+
+    def versions(self) -> dict[str, str]:
+        """library -> version of the libraries under test (imports them: call where it runs)."""
+        import importlib
+
+        return {name: str(getattr(importlib.import_module(name), "__version__", "unknown"))
+                for name in self.libraries}
 
     def set_threads(self, threads: int) -> None:
         """Use `threads` CPU threads for BLAS (framework backends also set their own pools)."""
@@ -174,14 +204,16 @@ def grad_arrays(grads: object) -> object:
 
 
 class FunctionBackend(Backend):
-    """A plain function seen as a backend with default capabilities: `conv3d`'s signature, or
-    with direction "backward" `conv3d_grad`'s."""
+    """A plain function seen as a backend: `conv3d`'s signature, or with direction "backward"
+    `conv3d_grad`'s. Its capabilities are those `declare` attached to it, else the defaults."""
 
     def __init__(self, fn: Callable, name: str | None = None,
                  capabilities: Capabilities | None = None, direction: str = "forward") -> None:
         self.fn = fn
         self.name = name or f"{fn.__module__}:{fn.__qualname__}"
-        self.capabilities = capabilities or Capabilities(directions=(direction,))
+        self.capabilities = (capabilities or getattr(fn, "capabilities", None)
+                             or Capabilities(directions=(direction,)))
+        self.libraries = (fn.__module__.split(".")[0],)
 
     def prepare(self, x, kernel, bias=None, **conv_args) -> Prepared:
         return Prepared(run=lambda: self.fn(x, kernel, bias, **conv_args))

@@ -30,6 +30,7 @@ def _cupy():
 
 class CupyIm2col(Backend):
     name = "cupy-im2col"
+    libraries = ("cupy",)
     capabilities = Capabilities(dtypes=("float32", "float64"), devices=("cuda",),
                                 notes=("cuBLAS GEMM with TF32 off (CUPY_TF32=0)",
                                        "activations other than linear/relu applied on the host"))

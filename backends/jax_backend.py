@@ -46,6 +46,7 @@ class JaxBackend(Backend):
     """lax.conv_general_dilated on JAX's default device (the CPU here)."""
 
     name = "jax"
+    libraries = ("jax", "jaxlib")
     capabilities = Capabilities(
         dtypes=("float32", "float64"), flushes_subnormals=True, directions=("forward", "backward"),
         notes=("precision=HIGHEST for float32", "float64 via jax_enable_x64 in the worker process",

@@ -37,6 +37,14 @@ class KerasBackend(Backend):
                                            "run this backend in its own process")
         return Availability(True)
 
+    @property
+    def libraries(self) -> tuple[str, ...]:
+        return ("keras", self.framework)
+
+    def versions(self) -> dict[str, str]:
+        self._keras()  # KERAS_BACKEND before keras is first imported
+        return super().versions()
+
     def _keras(self):
         os.environ["KERAS_BACKEND"] = self.keras_backend
         import keras

@@ -37,6 +37,7 @@ class NumpyIm2col(Backend):
     """Every SPEC.md feature, float32 and float64, accumulation in the input dtype."""
 
     name = "numpy-im2col"
+    libraries = ("numpy",)
     capabilities = Capabilities(
         host_memory_traced=True, directions=("forward", "backward"),
         notes=("backward: dz by the reference's act', dkernel = im2col^T dz (the columns shared with "

@@ -56,6 +56,7 @@ class TensorFlowBackend(Backend):
     """tf.nn.convolution; grouped convolution through XLA (TF has no CPU kernel for it)."""
 
     name = "tensorflow"
+    libraries = ("tensorflow",)
     capabilities = Capabilities(
         dtypes=("float32", "float64"), flushes_subnormals=True, directions=("forward", "backward"),
         notes=("groups > 1 and channels_first run under XLA (tf.function(jit_compile=True)): TF has "

@@ -52,6 +52,7 @@ class TorchBackend(Backend):
     """torch.nn.functional.conv3d on the CPU."""
 
     name = "torch"
+    libraries = ("torch",)
     device = "cpu"
     allow_tf32 = False
     capabilities = Capabilities(

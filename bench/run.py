@@ -17,7 +17,7 @@ from reference.spec import Conv3DSpec
 from runtime.data import make_arrays, make_cotangent
 from runtime.records import Record, Status, Timing
 from runtime.timing import summarize
-from runtime.worker import LoadError, Worker
+from runtime.worker import DECLINED, LoadError, Worker
 
 WORKSPACE_ALLOWANCE = 256 * 2**20  # what an im2col-style backend may add on top of its operands
 
@@ -160,7 +160,8 @@ class Bench:
                 else:
                     del results[name]
                     message = f"{outcome.error_type} {outcome.message}"[:500]
-                    records[name] = record(name, Status.CRASHED, message)
+                    declined = outcome.error_type == DECLINED
+                    records[name] = record(name, Status.UNSUPPORTED if declined else Status.CRASHED, message)
         for name, rounds_done in results.items():
             records[name] = self._judged(workload, name, rounds_done, record, truth, x, kernel, direction)
         return [records[name] for name in self.backends]

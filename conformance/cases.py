@@ -8,8 +8,14 @@ import shlex
 from dataclasses import dataclass, field
 
 from reference.spec import Conv3DSpec
+from runtime.selection import pythonpath_prefix
 
 MAX_INVALID_ELEMENTS = 2**24  # an invalid call's arrays are small; a bigger one is a typo
+
+
+def command(backend: str) -> str:
+    """`python -m conformance --backend B`, with the PYTHONPATH a `module:attr` backend needs."""
+    return f"{pythonpath_prefix(backend)}python -m conformance --backend {shlex.quote(backend)}"
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,7 @@ class Case:
                 + ":backward" * (self.direction == "backward"))
 
     def repro(self, backend: str) -> str:
-        return (f"python -m conformance --backend {shlex.quote(backend)} --case "
+        return (f"{command(backend)} --case "
                 f"'{self.spec.descriptor}' --dtype {self.dtype} --data {self.data} --seed {self.seed}"
                 + " --strided" * self.strided + f" --direction {self.direction}")
 
@@ -83,5 +89,5 @@ class InvalidCase:
         return case
 
     def repro(self, backend: str) -> str:
-        return (f"python -m conformance --backend {shlex.quote(backend)} --invalid "
+        return (f"{command(backend)} --invalid "
                 f"{shlex.quote(json.dumps(self.to_json(), sort_keys=True))}")

@@ -24,6 +24,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from conformance import strategies
+from conformance.cases import command
 from conformance.coverage import covering_cases, regions
 from conformance.execute import case_record, run_case, run_invalid
 from conformance.fixed import worked_cases, workload_cases
@@ -217,14 +218,14 @@ def run_check(job: Job, worker: Worker | None = None) -> CheckResult:
     except LoadError as exc:
         return CheckResult(job, [Record(backend=job.backend, check=job.check, case=f"load:{job.backend}",
                                         status=Status.CRASHED, message=str(exc),
-                                        repro=f"python -m conformance --backend {job.backend}")],
+                                        repro=command(job.backend))],
                            BackendInfo(job.backend, f"failed to load: {exc}"))
     with worker:
         return _check(job, worker, started)
 
 
 def _check(job: Job, worker: Worker, started: float) -> CheckResult:
-    info = BackendInfo.of(job.backend, worker.availability, worker.capabilities)
+    info = BackendInfo.of(job.backend, worker.availability, worker.capabilities, worker.versions)
     if not worker.availability.ok:
         return CheckResult(job, [Record(backend=job.backend, check=job.check, case=f"load:{job.backend}",
                                         status=Status.UNSUPPORTED, message=str(worker.availability))],

@@ -17,7 +17,7 @@ from reference.grad import evaluate_grad
 from reference.spec import Conv3DSpec
 from runtime.data import make_arrays, make_cotangent
 from runtime.records import Record, Status
-from runtime.worker import Worker
+from runtime.worker import DECLINED, Worker
 
 REFUSALS = ("ValueError", "TypeError", "NotImplementedError")
 
@@ -42,7 +42,10 @@ def bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def refusal_status(error_type: str) -> Status:
-    """A refusal of a valid call (ValueError and the like) or anything else raised."""
+    """A case the backend declined (backends.Unsupported), a refusal of a valid call (ValueError
+    and the like) or anything else raised."""
+    if error_type == DECLINED:
+        return Status.UNSUPPORTED
     return Status.REJECTED_VALID if error_type in REFUSALS else Status.CRASHED
 
 
@@ -93,13 +96,20 @@ def run_case(worker: Worker, case: Case, repeats: int = 2) -> Record:
                    precision=precision, worst=verdict.worst)
 
 
+def refusal_message(outcome) -> str:
+    """What a raised outcome's record says: a declined case by its reason alone."""
+    if outcome.error_type == DECLINED:
+        return f"declined: {outcome.message.splitlines()[0] if outcome.message else ''}"
+    return f"{outcome.error_type}: {outcome.message}"
+
+
 def _unusable(worker: Worker, case: Case, outcome) -> Record | None:
     """The record of a call that crashed, raised or wrote into its inputs (None otherwise)."""
     if outcome.kind == "crashed":
         return case_record(worker.name, case, Status.CRASHED, outcome.message, seconds=outcome.seconds)
     if outcome.kind == "raised":
         return case_record(worker.name, case, refusal_status(outcome.error_type),
-                           f"{outcome.error_type}: {outcome.message}", seconds=outcome.seconds)
+                           refusal_message(outcome), seconds=outcome.seconds)
     if outcome.changed_inputs:
         return case_record(worker.name, case, Status.FAIL, modified_inputs(outcome.changed_inputs),
                            seconds=outcome.seconds)
@@ -164,6 +174,8 @@ def run_invalid(worker: Worker, case: InvalidCase) -> Record:
                        f"returned an array of shape {outcome.outputs[0].shape} for an invalid call")
     if outcome.kind == "crashed":
         return case_record(worker.name, case, Status.CRASHED, outcome.message)
+    if outcome.error_type == DECLINED:
+        return case_record(worker.name, case, Status.UNSUPPORTED, refusal_message(outcome))
     expected = ("ValueError", "TypeError") if case.rule == "dtype" else ("ValueError",)
     if outcome.error_type in expected:
         return case_record(worker.name, case, Status.PASS, outcome.message.splitlines()[0])

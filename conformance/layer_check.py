@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from conformance.cases import command
 from reference import conv3d, conv3d_grad
 from reference.layer import activity_loss, constrain, initializer_law, mse_cotangent, regularization, sgd_step
 from reference.spec import Conv3DSpec
@@ -488,7 +489,7 @@ def layer_cases(profile: str) -> list[LayerCase]:
 
 
 def repro(backend: str, case: LayerCase, profile: str, seed: int) -> str:
-    return (f"python -m conformance --backend {backend} --layer-case '{case.id}' --profile {profile} "
+    return (f"{command(backend)} --layer-case '{case.id}' --profile {profile} "
             f"--seed {seed}")
 
 

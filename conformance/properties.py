@@ -7,13 +7,13 @@ whatever order a backend sums. A shape whose K is too large for the dtype is ski
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from conformance.execute import modified_inputs, refusal_status
+from conformance.cases import command
+from conformance.execute import modified_inputs, refusal_message, refusal_status
 from conformance.judge import output_problem
 from reference.conv import conv3d
 from reference.formats import FORMATS, numpy_dtype
@@ -58,7 +58,7 @@ class Caller:
         if outcome.kind == "crashed":
             raise _Refused(Status.CRASHED, outcome.message)
         if outcome.kind == "raised":
-            raise _Refused(refusal_status(outcome.error_type), f"{outcome.error_type}: {outcome.message}")
+            raise _Refused(refusal_status(outcome.error_type), refusal_message(outcome))
         if outcome.changed_inputs:
             raise _Refused(Status.FAIL, modified_inputs(outcome.changed_inputs))
         return outcome
@@ -256,7 +256,7 @@ def check_property(worker: Worker, name: str, problem: Problem, dtype: str, seed
         return Record(backend=worker.name, check="property", case=f"property:{name}:{problem.label}",
                       status=status, message=message, descriptor=problem.label, dtype=dtype,
                       data="integer", seed=seed, direction=direction,
-                      repro=f"python -m conformance --backend {shlex.quote(worker.name)} --property {name} "
+                      repro=f"{command(worker.name)} --property {name} "
                             f"--profile {profile} --dtype {dtype} --seed {seed}"
                             + " --direction backward" * backward)
 

@@ -288,7 +288,8 @@ def _markdown(df: pd.DataFrame, meta: dict, images: list[str], cover: Coverage) 
 
 
 def _backend_lines(meta: dict) -> list[str]:
-    """What each backend declared: availability, dtypes with their compute precision, notes."""
+    """What each backend declared: its libraries' versions, availability, dtypes with their compute
+    precision, notes."""
     infos = meta.get("backend_info") or []
     if not infos:
         return []
@@ -297,7 +298,9 @@ def _backend_lines(meta: dict) -> list[str]:
         precision = ", ".join(f"{d} computed as {p}" if d != p else d
                               for d, p in (info.get("precision") or {}).items())
         declared = f"; {precision}" if precision else ""
-        lines.append(f"- **{info['name']}**: {info['availability']}{declared}")
+        versions = ", ".join(f"{k} {v}" for k, v in (info.get("versions") or {}).items())
+        lines.append(f"- **{info['name']}**" + (f" ({versions})" if versions else "")
+                     + f": {info['availability']}{declared}")
         lines += [f"  - {note}" for note in info.get("notes") or ()]
     return lines + [""]
 

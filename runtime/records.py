@@ -129,11 +129,13 @@ class BackendInfo:
     dtypes: tuple[str, ...] = ()
     precision: dict[str, str] | None = None  # input dtype -> declared compute precision
     notes: tuple[str, ...] = ()
+    versions: dict[str, str] | None = None  # library under test -> version
 
     @classmethod
-    def of(cls, name: str, availability, capabilities) -> BackendInfo:
-        """From a worker's availability and capabilities (None when unavailable)."""
+    def of(cls, name: str, availability, capabilities, versions: dict[str, str] | None = None) -> BackendInfo:
+        """From a worker's availability, capabilities (None when unavailable) and versions."""
         if capabilities is None:
             return cls(name, str(availability))
         return cls(name, str(availability), tuple(capabilities.dtypes),
-                   {d: capabilities.precision(d) for d in capabilities.dtypes}, tuple(capabilities.notes))
+                   {d: capabilities.precision(d) for d in capabilities.dtypes}, tuple(capabilities.notes),
+                   versions or None)

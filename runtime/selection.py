@@ -6,7 +6,11 @@ worker process, so a module that exits, aborts or hangs while importing is repor
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import shlex
 import sys
+from pathlib import Path
 
 from backends.registry import registered_names
 from runtime.worker import LoadError, Worker, availability_of
@@ -39,3 +43,26 @@ def resolve_backends(names: list[str], timeout_s: float = 300.0) -> list[str]:
             raise ValueError(f"unknown backend {name!r}; known: {', '.join(known)}, "
                              "or give 'module:attr' for your own")
     return list(dict.fromkeys(resolved))
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def pythonpath_prefix(name: str) -> str:
+    """"PYTHONPATH=DIR " when backend `name` is a `module:attr` whose top-level module lies outside
+    the repository root and outside any site-packages, so that a repro line run from the root
+    finds it; "" otherwise. Finding a top-level module does not run it."""
+    if ":" not in name:
+        return ""
+    try:
+        spec = importlib.util.find_spec(name.split(":", 1)[0].split(".", 1)[0])
+    except (ImportError, ValueError):
+        return ""
+    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+        return ""
+    origin = Path(spec.origin).resolve()
+    folder = origin.parent.parent if spec.submodule_search_locations else origin.parent
+    if folder == REPO_ROOT or {"site-packages", "dist-packages"} & set(folder.parts):
+        return ""
+    return f"PYTHONPATH={shlex.quote(str(folder))} "

@@ -20,6 +20,7 @@ import numpy as np
 from runtime.interrupts import ignore_interrupts
 
 DEFAULT_TIMEOUT_S = 120.0
+DECLINED = "backends.Unsupported"  # Outcome.error_type of a backend that declined the case
 POLL_S = 0.05  # how often a waiting driver looks at the worker's memory
 
 
@@ -95,6 +96,7 @@ def _serve(conn, backend_name: str, threads: int | None, parent: int,
     """Worker loop: load the backend once, then answer calls until told to stop."""
     die_with_parent(parent)
     ignore_interrupts()
+    from backends.base import Unsupported
     from backends.registry import get_backend
 
     warnings.simplefilter("ignore")  # overflow and NaN warnings are expected in extreme cases
@@ -103,7 +105,9 @@ def _serve(conn, backend_name: str, threads: int | None, parent: int,
         if threads:
             backend.set_threads(threads)
         availability = backend.availability()
-        conn.send(("hello", availability, backend.capabilities if availability.ok else None))
+        ok = availability.ok
+        conn.send(("hello", availability, backend.capabilities if ok else None,
+                   backend.versions() if ok else {}))
     except BaseException as exc:  # noqa: BLE001 - report any load failure to the driver
         conn.send(("load-failed", f"{type(exc).__name__}: {exc}"))
         return
@@ -125,7 +129,8 @@ def _serve(conn, backend_name: str, threads: int | None, parent: int,
                 outputs, changed = _run_call(backend, kind, x, kernel, bias, args, options)
             conn.send(("ok", outputs, time.perf_counter() - start, changed))
         except BaseException as exc:  # noqa: BLE001 - the driver classifies it
-            conn.send(("raised", type(exc).__name__, f"{exc}\n{traceback.format_exc(limit=-3)}",
+            name = DECLINED if isinstance(exc, Unsupported) else type(exc).__name__
+            conn.send(("raised", name, f"{exc}\n{traceback.format_exc(limit=-3)}",
                        time.perf_counter() - start))
 
 
@@ -207,7 +212,7 @@ class Worker:
         if message[0] == "load-failed":
             self._kill()
             raise LoadError(message[1])
-        _, self.availability, self.capabilities = message
+        _, self.availability, self.capabilities, self.versions = message
 
     @property
     def pid(self) -> int | None:

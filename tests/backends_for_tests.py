@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from backends import Unsupported, declare
 from backends.keras_backend import KerasTorch
 from conformance.mutants import layer_zoo
 from reference import conv3d as reference_conv3d
@@ -104,3 +105,11 @@ class AnyLayerMutant(KerasTorch):
     def layer_probe(self, probe, params):
         params = dict(params)
         return getattr(layer_zoo, params.pop("mutant"))().layer_probe(probe, params)
+
+
+@declare(dtypes=("float32",), data_formats=("channels_last",))
+def declares_no_dilation(x, kernel, bias=None, **args):
+    """A user's function that says what it supports and declines dilation."""
+    if args.get("dilation_rate", 1) not in (1, (1, 1, 1)):
+        raise Unsupported("dilation is not implemented")
+    return exact_float32(x, kernel, bias, **args)

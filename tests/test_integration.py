@@ -1,12 +1,14 @@
 """Where users already are: the pytest plugin run from a directory outside the repository, JUnit
 XML from the command line, and the installed console command."""
 
+import dataclasses
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from junitparser import Failure, JUnitXml, Skipped
 
@@ -47,7 +49,9 @@ def test_pytest_plugin_outside_the_repo_passes_a_correct_function_and_fails_a_br
     bad = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--conv3d-backend", "mykernels:broken",
                 *QUICK, "--junitxml", "out.xml"], user_dir)
     assert bad.returncode == 1, bad.stdout[-3000:]
-    assert "repro: python -m conformance --backend mykernels:broken" in bad.stdout
+    # the repro line runs from the repository root: it carries the module's folder
+    repro = f"repro: PYTHONPATH={user_dir.resolve()} python -m conformance --backend mykernels:broken"
+    assert repro in bad.stdout
     cases = list(JUnitXml.fromfile(str(user_dir / "out.xml")))[0]
     failed = [c for c in cases if any(isinstance(r, Failure) for r in c.result)]
     assert [c.name for c in failed] == ["test_conformance[mykernels:broken-forward-exact]"]
@@ -70,7 +74,8 @@ def test_junit_from_the_command_line_has_one_testcase_per_case(user_dir):
         skipped = [c for c in cases if any(isinstance(r, Skipped) for r in c.result)]
         assert skipped  # the backward direction of a forward function: UNSUPPORTED
         if code:
-            assert failures and all("repro: python -m conformance" in f.result[0].text for f in failures)
+            repro = f"repro: PYTHONPATH={user_dir.resolve()} python -m conformance"
+            assert failures and all(repro in f.result[0].text for f in failures)
             assert "worst element" in failures[0].result[0].text
         else:
             assert not failures
@@ -100,3 +105,28 @@ def test_a_dtype_subset_restricts_every_check():
         assert records and {r.dtype for r in records} == {"float64"}, check
     none = run_check(Job("numpy-im2col", "exact", "quick", database=None, dtypes=("bfloat16",))).records
     assert [r.status for r in none] == [Status.UNSUPPORTED] and "bfloat16" in none[0].message
+
+
+def test_a_plain_function_declares_what_it_supports_and_declines_the_rest():
+    """@declare sets a function's capabilities; raising Unsupported declines one case. Both are
+    UNSUPPORTED, never REJECTED-VALID or CRASHED; the backend's library is named with a version."""
+    from conformance.cases import Case
+    from conformance.execute import run_case
+    from reference.spec import Conv3DSpec
+    from runtime.records import Status
+    from runtime.worker import Worker
+
+    def case(**args) -> Case:
+        return Case(Conv3DSpec(input_shape=(1, 5, 5, 5, 2), filters=2, kernel_size=2, **args), data="exact")
+
+    with Worker("tests.backends_for_tests:declares_no_dilation") as worker:
+        assert worker.capabilities.dtypes == ("float32",) and worker.versions == {"tests": "unknown"}
+        plain, dilated, first = (run_case(worker, case()), run_case(worker, case(dilation_rate=2)),
+                                 run_case(worker, case(data_format="channels_first")))
+        backward = run_case(worker, dataclasses.replace(case(), direction="backward"))
+    assert plain.status == Status.PASS
+    assert dilated.status == Status.UNSUPPORTED and dilated.message == "declined: dilation is not implemented"
+    assert first.status == Status.UNSUPPORTED and "channels_first" in first.message
+    assert backward.status == Status.UNSUPPORTED
+    with Worker("numpy-im2col") as worker:
+        assert worker.versions == {"numpy": np.__version__}

@@ -47,6 +47,7 @@ class NumbaDirect(Backend):
     """Every SPEC.md feature, float32 and float64, accumulation in the input dtype."""
 
     name = "numba-direct"
+    libraries = ("numba", "numpy")
     capabilities = Capabilities(
         host_memory_traced=True, directions=("forward", "backward"),
         notes=("four register-blocked numba kernels (broadcast, wvector, depthwise, lane), chosen per layer",
