@@ -26,6 +26,7 @@ from runtime.files import atomic_write
 from runtime.tables import markdown_table
 
 ALL_MUTANTS = (*ZOO, *GRAD_ZOO, *LAYER_ZOO)
+ZOOS = {"all": ALL_MUTANTS, "forward": ZOO, "backward": GRAD_ZOO, "layer": LAYER_ZOO}
 
 
 def hunt(mutant: str, profile: str, seed: int) -> dict:
@@ -34,17 +35,18 @@ def hunt(mutant: str, profile: str, seed: int) -> dict:
     name = f"{cls.__module__}:{cls.__name__}"
     started, cases_run = time.perf_counter(), 0
     checks = getattr(cls, "checks", None) or (CHECKS if cls.direction == "forward" else BACKWARD_CHECKS)
+    direction = "layer" if checks == ("layer",) else cls.direction  # the kill table's column
     for check in checks:
         records = run_check(Job(name, check, profile, seed, database=None, max_failures=1,
                                 direction=cls.direction)).records
         for index, record in enumerate(records, start=1):
             if record.status in cls.expected:
-                return dict(mutant=mutant, direction=cls.direction, bug_class=cls.bug_class,
+                return dict(mutant=mutant, direction=direction, bug_class=cls.bug_class,
                             caught=True, status=str(record.status),
                             check=check, cases_to_catch=index, cases_run=cases_run + index,
                             seconds_to_catch=round(time.perf_counter() - started, 1), repro=record.repro)
         cases_run += len(records)
-    return dict(mutant=mutant, direction=cls.direction, bug_class=cls.bug_class, caught=False,
+    return dict(mutant=mutant, direction=direction, bug_class=cls.bug_class, caught=False,
                 status="", check="",
                 cases_to_catch=None, cases_run=cases_run,
                 seconds_to_catch=round(time.perf_counter() - started, 1), repro="")
@@ -74,20 +76,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE)
     p.add_argument("--seed", type=int, action="append", help="repeatable; default 0")
     p.add_argument("-j", "--jobs", type=int, default=2)
+    p.add_argument("--zoo", choices=sorted(ZOOS), default="all",
+                   help="which mutants (default all); a part is reported as mutants-<zoo>.md / .csv")
     p.add_argument("--report", type=Path, help="directory for mutants.md / mutants.csv")
     args = p.parse_args(argv)
     all_caught = True
     frames = []
     for seed in args.seed or [0]:
         started = time.perf_counter()
-        df = run_zoo(args.profile, seed, args.jobs).assign(seed=seed)
+        df = run_zoo(args.profile, seed, args.jobs, zoo=ZOOS[args.zoo]).assign(seed=seed)
         table = kill_table(df, args.profile, seed, time.perf_counter() - started)
         print(table)
         frames.append((table, df))
         all_caught &= bool(df["caught"].all())
     if args.report:
-        atomic_write(args.report / "mutants.md", "\n".join(t for t, _ in frames))
-        atomic_write(args.report / "mutants.csv", pd.concat([d for _, d in frames]).to_csv(index=False))
+        stem = "mutants" if args.zoo == "all" else f"mutants-{args.zoo}"
+        atomic_write(args.report / f"{stem}.md", "\n".join(t for t, _ in frames))
+        atomic_write(args.report / f"{stem}.csv", pd.concat([d for _, d in frames]).to_csv(index=False))
     return 0 if all_caught else 1
 
 
