@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.run import OUTPUT_SHARE
 from reference.spec import Conv3DSpec
 from runtime.files import atomic_write, save_figure
 from runtime.records import VERIFIED_VALUES, Status
@@ -20,7 +21,7 @@ from runtime.tables import markdown_table, read_csv
 FRAMEWORKS = ("torch", "tensorflow", "jax")
 STYLE = ("<style>body { font-family: sans-serif; margin: 1.5em; } table { border-collapse: collapse; "
          "font-size: 0.85em; } th, td { border: 1px solid #ccc; padding: 2px 6px; }</style>")
-OURS = "numba-direct"  # the backend the "against the best framework" section is about
+OURS = "numba-direct"  # the backend the "against the best other backend" section is about
 ALSO_OURS = ("numpy-im2col",)  # shown beside it in that section
 
 
@@ -148,36 +149,57 @@ def plot_first_call(df: pd.DataFrame, out: Path) -> list[str]:
     return _save(fig, out, "first_call")
 
 
-def versus_frameworks(df: pd.DataFrame, ours: str = OURS) -> tuple[pd.DataFrame, list[str]]:
-    """Per workload: our time over the best raw framework's (torch, tensorflow, jax), the same
-    ratio for our other backends, our fraction of the GEMM peak, traced extra memory; plus the
-    summary lines (geometric mean, worst layer)."""
+def versus_others(df: pd.DataFrame, ours: str = OURS) -> tuple[pd.DataFrame, list[str]]:
+    """Per workload: our time over the best other backend's (every backend in the run but ours:
+    frameworks, Keras layers, third-party and user backends), which one that was, the same ratio
+    for our other backends, our fraction of the GEMM peak, traced extra memory; plus the summary
+    lines (geometric mean, worst layer)."""
     ok = verified(df)
     mine = ok[ok["backend"] == ours].set_index("workload")
-    best = ok[ok["backend"].isin(FRAMEWORKS)].groupby("workload")["median_s"].min()
+    others = ok[~ok["backend"].isin((OURS, *ALSO_OURS))]
+    best = others.groupby("workload")["median_s"].min()
     common = mine.index.intersection(best.index)
     if common.empty:
         return pd.DataFrame(), []
+    best_by = others.loc[others.groupby("workload")["median_s"].idxmin()].set_index("workload")["backend"]
     descriptors = mine.loc[common, "descriptor"]
     compute_bound = descriptors.map(_compute_bound)
     table = pd.DataFrame({
-        "time / best framework": (mine.loc[common, "median_s"] / best[common]).round(2),
-        **{f"{other} / best framework": _ratio(ok, other, best, common) for other in ALSO_OURS
+        "time / best other": (mine.loc[common, "median_s"] / best[common]).round(2),
+        "best other": best_by[common],
+        **{f"{other} / best other": _ratio(ok, other, best, common) for other in ALSO_OURS
            if other != ours and (ok["backend"] == other).any()},
         "fraction of peak": mine.loc[common, "fraction_of_peak"].round(2),
         "compute-bound": compute_bound,
         "extra MiB (traced)": (mine.loc[common, "traced_peak_bytes"] / 2**20).round(1),
     })
-    ratios = table["time / best framework"]
-    lines = [f"Geometric mean of {ours} time / best framework time: "
+    ratios = table["time / best other"]
+    lines = [f"Geometric mean of {ours} time / best other backend's time: "
              f"**{float(np.exp(np.log(ratios).mean())):.2f}** over {len(ratios)} workloads; "
              f"worst {ratios.max():.2f} ({ratios.idxmax()}).",
              f"Compute-bound layers (C/groups >= 64, kd*kh*kw >= 27): mean fraction of GEMM peak "
              f"{table.loc[compute_bound, 'fraction of peak'].mean():.2f}, least "
              f"{table.loc[compute_bound, 'fraction of peak'].min():.2f}.",
-             f"At or below the best framework's time on {int((ratios <= 1).sum())} of {len(ratios)} "
+             f"At or below the best other backend's time on {int((ratios <= 1).sum())} of {len(ratios)} "
              "workloads."]
     return table, lines
+
+
+def conversion_lines(df: pd.DataFrame) -> list[str]:
+    """The calls whose output conversion to NumPy (timed inside each call) took OUTPUT_SHARE of
+    the time or more: a layout change or copy that a timing of the compute alone would hide."""
+    ok = verified(df)
+    if "output_s" not in ok or ok["output_s"].isna().all():
+        return []
+    share = ok["output_s"] / ok["median_s"]
+    heavy = ok.assign(share=share)[share >= OUTPUT_SHARE].sort_values("share", ascending=False)
+    if heavy.empty:
+        return []
+    lines = ["## Output conversion", "", f"Calls whose conversion of the output to NumPy took "
+             f"{OUTPUT_SHARE:.0%} of the call or more (it is part of every timed call):", ""]
+    lines += [f"- {r.backend} on {r.workload} ({r.direction}): {r.share:.0%} "
+              f"({r.output_s * 1e3:.3g} of {r.median_s * 1e3:.3g} ms)" for r in heavy.itertuples()]
+    return lines + [""]
 
 
 def _ratio(ok: pd.DataFrame, backend: str, best: pd.Series, common: pd.Index) -> pd.Series:
@@ -256,14 +278,15 @@ def write_report(out: Path, baseline: str = "best-framework") -> Path:
              "## GFLOP/s", "", markdown_table(gflops), "",
              "## Fraction of GEMM peak", "", markdown_table(fraction), "",
              "## Fastest per workload", "", markdown_table(winners(df)), ""]
-    versus, versus_lines = versus_frameworks(df)
+    versus, versus_lines = versus_others(df)
     if len(versus) and meta.get("wide_peak_gflops"):
         mean_fraction = versus.loc[versus["compute-bound"], "fraction of peak"].mean()
         scale = meta["peak_gflops"] / meta["wide_peak_gflops"]
         versus_lines.append(f"Of the AVX-512 GEMM peak: {mean_fraction * scale:.2f}.")
     if len(versus):
-        lines += [f"## {OURS} against the best framework", "", *versus_lines, "",
+        lines += [f"## {OURS} against the best other backend", "", *versus_lines, "",
                   markdown_table(versus), ""]
+    lines += conversion_lines(everything)
     lines += [f"![{name}]({name})" for name in images if name.endswith(".png")]
     lines += ["", *backward_section(everything)]
     problems = everything[~everything["status"].isin(VERIFIED_VALUES)][

@@ -5,6 +5,7 @@ dense FLOPs (dx and dkernel; the forward recomputation an activation needs is no
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from runtime.data import make_arrays, make_cotangent
 from runtime.records import Record, Status, Timing
 from runtime.timing import summarize
 from runtime.worker import DECLINED, LoadError, Worker
+
+OUTPUT_SHARE = 0.1  # an output conversion taking this share of a call or more is warned about
 
 WORKSPACE_ALLOWANCE = 256 * 2**20  # what an im2col-style backend may add on top of its operands
 
@@ -177,12 +180,17 @@ class Bench:
         verdict = next((v for v in verdicts if not v.status.verified), verdicts[0])
         first = rounds[0]
         summary = summarize([t for result in rounds for t in result.pop("times")])
+        output_s = float(np.median([result.pop("output_s") for result in rounds]))
         gflops = workload.spec.flops * (1 if direction == "forward" else 2) / summary["median_s"] / 1e9
         counted = verdict.status.verified
         timing = Timing(**summary, prepare_s=first["prepare_s"], first_call_s=first["first_call_s"],
                         traced_peak_bytes=first["traced_peak_bytes"], settle_s=first["settle_s"],
+                        output_s=output_s,
                         gflops=gflops if counted else None,
                         fraction_of_peak=gflops / self.peak if counted else None)
+        if output_s >= OUTPUT_SHARE * summary["median_s"]:
+            print(f"warning: {name} on {workload.name} ({direction}): bringing the output back to NumPy "
+                  f"takes {output_s / summary['median_s']:.0%} of the call", file=sys.stderr)
         message = "" if counted else f"{verdict.message}; timing not counted"
         return record(name, verdict.status, message, device=caps.devices[0], precision=precision,
                       max_ratio=verdict.max_ratio, worst=verdict.worst, peak_gflops=self.peak, timing=timing)

@@ -66,6 +66,7 @@ class Timing:
     first_call_s: float
     traced_peak_bytes: int | None = None
     settle_s: float = 0.0
+    output_s: float | None = None  # median of the output's conversion to NumPy, inside each call
     gflops: float | None = None
     fraction_of_peak: float | None = None
 

@@ -24,8 +24,10 @@ def time_call(backend, x, kernel, bias, args: dict, min_repeats: int = 5, min_se
               max_repeats: int = 100_000, warmup: int = 1, trace_memory: bool = True,
               dy: np.ndarray | None = None) -> dict:
     """Prepare once (timed), run once more than `warmup` (first-call latency), then repeat until
-    both `min_repeats` runs and `min_seconds` of runs are reached. Runs in the backend's worker.
-    With `dy`, the backward call (output: the (dx, dkernel, dbias) tuple)."""
+    both `min_repeats` calls and `min_seconds` of calls are reached. A timed call runs and brings
+    the output back to NumPy (`to_numpy`: the layout conversion and copy a user pays), and
+    output_s is the median of that conversion alone. Runs in the backend's worker. With `dy`, the
+    backward call (output: the (dx, dkernel, dbias) tuple)."""
     started = time.perf_counter()
     if dy is not None:
         prepared = backend.prepare_grad(x, kernel, bias, dy, **args)
@@ -42,11 +44,16 @@ def time_call(backend, x, kernel, bias, args: dict, min_repeats: int = 5, min_se
         out = prepared.run()
     sync()
     times: list[float] = []
+    conversions: list[float] = []
     while (len(times) < min_repeats or sum(times) < min_seconds) and len(times) < max_repeats:
         t0 = time.perf_counter()
         out = prepared.run()
         sync()
-        times.append(time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        result = prepared.to_numpy(out)
+        t2 = time.perf_counter()
+        times.append(t2 - t0)
+        conversions.append(t2 - t1)
     peak = None
     if trace_memory:  # allocations made through Python's allocators (NumPy's included)
         tracemalloc.start()
@@ -54,9 +61,9 @@ def time_call(backend, x, kernel, bias, args: dict, min_repeats: int = 5, min_se
         sync()
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    return dict(summarize(times), times=times, prepare_s=prepare_s, first_call_s=prepare_s + first_run_s,
-                traced_peak_bytes=peak,
-                output=prepared.to_numpy(out) if dy is not None else np.asarray(prepared.to_numpy(out)))
+    return dict(summarize(times), times=times, output_s=float(np.median(conversions)), prepare_s=prepare_s,
+                first_call_s=prepare_s + first_run_s, traced_peak_bytes=peak,
+                output=result if dy is not None else np.asarray(result))
 
 
 def gemm_peak(threads: int | None = None, n: int = 2048, seconds: float = 1.0) -> float:

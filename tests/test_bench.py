@@ -101,7 +101,8 @@ def _synthetic(direction: str = "forward") -> pd.DataFrame:
             median = spec.flops / (speed * 1e10)
             timing = Timing(repeats=5, min_s=median, median_s=median, mean_s=median, iqr_s=0.0,
                             prepare_s=0.0, first_call_s=0.1 * speed, traced_peak_bytes=2**20,
-                            gflops=speed * 10, fraction_of_peak=speed / 10)
+                            gflops=speed * 10, fraction_of_peak=speed / 10,
+                            output_s=median * (0.4 if backend == "jax" else 0.01))
             records.append(Record(backend=backend, check="bench", case=f"sweep spatial {n}",
                                   status=Status.PASS, dtype="float32", descriptor=spec.descriptor,
                                   group="sweep", sweep="spatial", sweep_value=n, threads=2, timing=timing,
@@ -126,11 +127,14 @@ def test_report_and_plots_from_a_table(tmp_path):
     assert "pins NumPy's OpenBLAS to Haswell" in text and "**200.0 GFLOP/s**" in text
     assert "mean fraction of GEMM peak 0.10, least 0.10." in text
     assert "Of the AVX-512 GEMM peak: 0.05." in text
-    assert "At or below the best framework's time on 0 of" in text
+    assert "At or below the best other backend's time on 0 of" in text
     assert "GFLOP/s" in text and "torch" in text
-    assert "## numba-direct against the best framework" in text
-    assert "numba-direct time / best framework time: **2.00**" in text  # torch is twice as fast
-    assert "numpy-im2col / best framework" in text  # our other backend, beside it
+    assert "## numba-direct against the best other backend" in text
+    assert "numba-direct time / best other backend's time: **2.00**" in text  # torch is twice as fast
+    assert "| torch |" in text  # named as the best other
+    assert "numpy-im2col / best other" in text  # our other backend, beside it
+    assert "- jax on sweep spatial 8 (forward): 40%" in text  # its output conversion is warned about
+    assert "- torch on" not in text.split("## Output conversion")[1].split("##")[0]
     for stem in ("gflops", "peak_fraction", "scaling", "speedup", "first_call"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 1000 and (tmp_path / f"{stem}.svg").exists()
 
@@ -140,7 +144,7 @@ def test_backward_rows_get_their_own_section_against_torch(tmp_path):
     meta = dict(peak_gflops=100.0, threads=2, command="test")
     text = write_report(_saved(tmp_path, df, meta)).read_text()
     forward, backward = text.split("## Backward (dx, dkernel, dbias)")
-    assert "numba-direct time / best framework time: **2.00**" in forward  # forward rows only
+    assert "numba-direct time / best other backend's time: **2.00**" in forward  # forward rows only
     assert "- numba-direct / torch: geometric mean **2.00**" in backward
     assert "- numpy-im2col / torch: geometric mean **4.00**" in backward
     assert "within 3x on 0 of 3 workloads" in backward
@@ -255,6 +259,7 @@ class _TimedWorker:
         output = NumpyIm2col().conv3d(x, kernel, bias, **args) * (2 if turn == self.wrong_round else 1)
         times = [self.seconds] * min_repeats
         return Outcome("ok", outputs=[dict(summarize(times), times=times, prepare_s=0.1, first_call_s=0.2,
+                                           output_s=self.seconds / 100,
                                            traced_peak_bytes=1 if trace_memory else None, output=output)])
 
 
@@ -293,3 +298,19 @@ def test_the_report_names_the_machine_and_numba_target(tmp_path):
     assert env["numba_threading_layer"] in ("tbb", "omp", "workqueue") and env["cpu_id"]
     flags = env["cpu_flags"]
     assert target["vector_bits"] == (512 if "avx512f" in flags else 256 if "avx2" in flags else 128)
+
+
+def test_a_timed_call_includes_the_output_conversion():
+    """A backend that computes nothing and spends 20 ms converting its output is timed at 20 ms a
+    call, all of it conversion (what a user waits for, not what run() alone takes)."""
+    from backends.base import Prepared
+    from runtime.timing import time_call
+
+    class SlowOutput:
+        def prepare(self, x, kernel, bias, **args):
+            return Prepared(run=lambda: x, to_numpy=lambda out: time.sleep(0.02) or np.asarray(out))
+
+    x = np.zeros((1, 2, 2, 2, 1), np.float32)
+    result = time_call(SlowOutput(), x, x, None, {}, min_repeats=3, min_seconds=0.0, trace_memory=False)
+    assert result["median_s"] >= 0.02 and result["output_s"] >= 0.02
+    assert result["output_s"] <= result["median_s"]
