@@ -22,6 +22,7 @@ BUILTIN = {
     "keras-torch": "backends.keras_backend:KerasTorch",
     "keras-jax": "backends.keras_backend:KerasJax",
     "cupy-im2col": "backends.cupy_im2col:CupyIm2col",
+    "onnxruntime": "backends.onnxruntime_backend:OnnxRuntime",
 }
 
 

@@ -131,6 +131,24 @@ DEVIATIONS = (
         "'g2_mb2_ic16id2ih1iw8_oc2_kd2kh4kw5_sd1sh4sw2_dd1dh1dw1_same_cl_gelu_bias' "
         "--dtype float64 --data normal --seed 1709913945",
         lambda c: _valid(c) and c.dtype == "float64" and c.spec.activation == "gelu"),
+    Deviation(
+        ("onnxruntime",),
+        "ONNX Runtime's CPU Elu, Celu and Selu compute exp(x) - 1, not expm1(x): near 0 every digit "
+        "cancels (Elu(-2.7e-9) = 0, Elu(-1e-6) 1.3% off); standalone: "
+        "conformance/repros/onnxruntime_elu_near_zero.py",
+        "python -m conformance --backend onnxruntime --case "
+        "'g1_mb2_ic1id1ih1iw1_oc1_kd1kh1kw1_sd1sh1sw1_dd1dh1dw1_valid_cl_elu_nobias' --dtype float32 "
+        "--data wide --seed 673182 --direction forward",
+        lambda c: _valid(c) and c.spec.activation in ("elu", "celu", "selu")),
+    Deviation(
+        ("onnxruntime",),
+        "ONNX Runtime's CPU Tanh is up to ~90 ulps off on subnormal inputs, where tanh(x) = x "
+        "(Tanh(-3.3605897e-40) = -3.3618411e-40); standalone: "
+        "conformance/repros/onnxruntime_tanh_subnormal.py",
+        "python -m conformance --backend onnxruntime --case "
+        "'g1_mb1_ic1id1ih1iw1_oc1_kd1kh1kw1_sd1sh1sw1_dd1dh1dw1_valid_cl_tanh_nobias' --dtype float32 "
+        "--data subnormal --seed 0 --direction forward",
+        lambda c: _valid(c) and c.spec.activation in ("tanh", "tanh_shrink") and c.data == "subnormal"),
 )
 
 
