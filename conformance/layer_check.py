@@ -100,25 +100,28 @@ def _bitwise(name: str, got, expected) -> list[str]:
             f"{float(got[at])!r}, expected {float(expected[at])!r}"]
 
 
-def _worst_ratio(got, expected, bound) -> float:
-    """The largest |got - expected| / bound (0 where they are equal)."""
+def _ratios(got, expected, bound) -> np.ndarray:
+    """|got - expected| / bound per element (0 where they are equal, NaN where got is NaN)."""
     got = np.asarray(got, np.float64)
     ratio = np.abs(got - expected) / np.maximum(bound, np.finfo(np.float64).tiny)
-    return float(np.max(np.where(got == expected, 0.0, ratio), initial=0.0))
+    return np.where(got == expected, 0.0, ratio)
+
+
+def _worst_ratio(got, expected, bound) -> float:
+    return float(np.max(_ratios(got, expected, bound), initial=0.0))
 
 
 def _within(name: str, got, expected, bound) -> list[str]:
     got = np.asarray(got, np.float64)
     if got.shape != np.shape(expected):
         return [f"{name}: shape {got.shape}, expected {np.shape(expected)}"]
-    ratio = np.abs(got - expected) / np.maximum(bound, np.finfo(np.float64).tiny)
-    ratio = np.where(got == expected, 0.0, ratio)
+    ratio = _ratios(got, expected, bound)
     worst = int(np.argmax(ratio))
     if ratio.flat[worst] <= 1:
         return []
     at = np.unravel_index(worst, got.shape)
-    return [f"{name}: {int(np.count_nonzero(ratio > 1))} of {got.size} elements outside the bound, worst "
-            f"at {tuple(map(int, at))}: got {got[at]!r}, expected {np.asarray(expected)[at]!r}, "
+    return [f"{name}: {int(np.count_nonzero(~(ratio <= 1)))} of {got.size} elements outside the bound, "
+            f"worst at {tuple(map(int, at))}: got {got[at]!r}, expected {np.asarray(expected)[at]!r}, "
             f"error/bound {ratio.flat[worst]:.3g}"]
 
 
