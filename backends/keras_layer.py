@@ -27,10 +27,25 @@ def _numpy(keras, value) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(value))
 
 
+MODULES = {"initializer": "initializers", "regularizer": "regularizers", "constraint": "constraints"}
+
+
+def _objects(keras, args: dict) -> dict:
+    """Layer arguments with each *_initializer, *_regularizer and *_constraint given as a config
+    dict ({"class_name": ..., "config": ...}) made into the Keras object."""
+    def made(key: str, value):
+        kind = key.rsplit("_", 1)[-1]
+        if kind in MODULES and isinstance(value, dict):
+            return getattr(keras, MODULES[kind]).get(value)
+        return value
+
+    return {key: made(key, value) for key, value in args.items()}
+
+
 def _with_weights(keras, make_layer: Callable, p: dict):
     """A layer built for p["x"] holding p["kernel"] (and p["bias"] when given)."""
     layer = make_layer(filters=p["kernel"].shape[-1], kernel_size=p["kernel"].shape[:3],
-                       use_bias=p.get("bias") is not None, **p.get("args", {}))
+                       use_bias=p.get("bias") is not None, **_objects(keras, p.get("args", {})))
     layer.build(p["x"].shape)
     if tuple(layer.kernel.shape) != p["kernel"].shape:
         raise ValueError(f"the layer built a kernel of shape {tuple(layer.kernel.shape)} for an input "
@@ -47,11 +62,7 @@ def initializer(keras, make_layer: Callable, p: dict) -> dict:
     initializer is the default, else the initializer's own)."""
     def draw():
         keras.utils.set_random_seed(p["seed"])
-        args = dict(p["args"])
-        for key in ("kernel_initializer", "bias_initializer"):
-            if key in args and isinstance(args[key], dict):
-                args[key] = keras.initializers.get(args[key])
-        layer = make_layer(filters=p["filters"], kernel_size=p["kernel_size"], **args)
+        layer = make_layer(filters=p["filters"], kernel_size=p["kernel_size"], **_objects(keras, p["args"]))
         layer.build(p["input_shape"])
         return _numpy(keras, layer.kernel), _numpy(keras, layer.bias) if layer.use_bias else None
 
@@ -61,22 +72,14 @@ def initializer(keras, make_layer: Callable, p: dict) -> dict:
 
 def regularizer(keras, make_layer: Callable, p: dict) -> dict:
     """layer.losses after one call, with the output it was computed from."""
-    args = dict(p["args"])
-    for key in ("kernel_regularizer", "bias_regularizer", "activity_regularizer"):
-        if key in args:
-            args[key] = keras.regularizers.get(args[key])
-    layer = _with_weights(keras, make_layer, dict(p, args=args))
+    layer = _with_weights(keras, make_layer, p)
     y = layer(keras.ops.convert_to_tensor(p["x"]))
     return dict(y=_numpy(keras, y), losses=[float(_numpy(keras, loss)) for loss in layer.losses])
 
 
 def constraint(keras, make_layer: Callable, p: dict) -> dict:
     """The kernel and bias after one SGD step with the given gradients."""
-    args = dict(p["args"])
-    for key in ("kernel_constraint", "bias_constraint"):
-        if key in args:
-            args[key] = keras.constraints.get(args[key])
-    layer = _with_weights(keras, make_layer, dict(p, args=args))
+    layer = _with_weights(keras, make_layer, p)
     optimizer = keras.optimizers.SGD(learning_rate=p["learning_rate"])
     grads = [keras.ops.convert_to_tensor(p["kernel_grad"]), keras.ops.convert_to_tensor(p["bias_grad"])]
     optimizer.apply(grads, [layer.kernel, layer.bias])
@@ -140,7 +143,7 @@ def serialization(keras, make_layer: Callable, p: dict) -> dict:
         model.save(path)
         loaded = keras.saving.load_model(path)
     return dict(y=_numpy(keras, layer(x)), from_config=_numpy(keras, twin(x)),
-                loaded=_numpy(keras, loaded(x)), config=json.dumps(layer.get_config(), default=str))
+                loaded=_numpy(keras, loaded(x)))
 
 
 def shapes(keras, make_layer: Callable, p: dict) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 from bench.quiet import wait_until_quiet
 from bench.verify import grad_truth_for, truth_for, verify
 from bench.workloads import Workload
+from conformance.execute import refusal_message
 from reference.spec import Conv3DSpec
 from runtime.data import make_arrays, make_cotangent
 from runtime.records import Record, Status, Timing
@@ -162,9 +163,9 @@ class Bench:
                     results[name].append(dict(outcome.outputs[0], settle_s=settle_s))
                 else:
                     del results[name]
-                    message = f"{outcome.error_type} {outcome.message}"[:500]
-                    declined = outcome.error_type == DECLINED
-                    records[name] = record(name, Status.UNSUPPORTED if declined else Status.CRASHED, message)
+                    status = Status.UNSUPPORTED if outcome.error_type == DECLINED else Status.CRASHED
+                    message = refusal_message(outcome) if outcome.kind == "raised" else outcome.message
+                    records[name] = record(name, status, message[:500])
         for name, rounds_done in results.items():
             records[name] = self._judged(workload, name, rounds_done, record, truth, x, kernel, direction)
         return [records[name] for name in self.backends]

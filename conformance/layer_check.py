@@ -39,11 +39,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from conformance.cases import command
-from reference import conv3d, conv3d_grad
-from reference.layer import activity_loss, constrain, initializer_law, mse_cotangent, regularization, sgd_step
+from conformance.execute import refusal_message
+from conformance.judge import pre_activation_bound
+from conformance.judge_grad import gradient_bounds
+from reference import conv3d, conv3d_grad, evaluate_grad
+from reference.layer import (
+    CONSTRAINT_DEFAULTS,
+    activity_loss,
+    constrain,
+    initializer_law,
+    mse_cotangent,
+    regularization,
+    sgd_step,
+)
 from reference.spec import Conv3DSpec
 from runtime.records import Record, Status
-from runtime.worker import Worker
+from runtime.worker import DECLINED, Worker
 
 U32 = 2.0 ** -24
 ETA32 = 2.0 ** -149  # float32's smallest subnormal: the absolute error of a rounding near zero
@@ -159,14 +170,14 @@ def _judge_law(name: str, kernel: np.ndarray, again: np.ndarray) -> Verdict:
     values = kernel.astype(np.float64).ravel()
     failures = []
     largest = float(np.abs(values).max())
-    if largest > law.support * (1 + 2 * U32):
+    if not largest <= law.support * (1 + 2 * U32):  # a NaN fails too
         failures.append(f"|value| {largest:.6g} exceeds the law's support {law.support:.6g}")
     if law.distribution == "uniform":
         cdf = stats.uniform(loc=-law.scale, scale=2 * law.scale).cdf
     else:
         cdf = stats.truncnorm(-2.0, 2.0, scale=law.scale).cdf
     test = stats.kstest(values, cdf)
-    if test.pvalue < ALPHA:
+    if not test.pvalue >= ALPHA:
         failures.append(f"Kolmogorov-Smirnov against {law.distribution}({law.scale:.6g}): D = "
                         f"{test.statistic:.4f}, p = {test.pvalue:.2e} < {ALPHA:g}")
     failures += _bitwise("the same seed drew another kernel", again, kernel)
@@ -217,7 +228,7 @@ def _regularizer_case(where: str, kind: str, quick: bool = True) -> LayerCase:
             exact = regularization(source, **FACTORS[kind])
         bound = gamma(source.size + 5) * exact
         loss = got["losses"][0]
-        if abs(loss - exact) > bound:
+        if not abs(loss - exact) <= bound:  # a NaN loss fails too
             return Status.FAIL, (f"loss {loss!r}, expected {exact!r} (from the layer's own "
                                  f"{'output' if where == 'activity' else where}): error "
                                  f"{abs(loss - exact):.3g} > bound {bound:.3g}")
@@ -249,7 +260,7 @@ def _constraint_case(where: str, name: str, config: dict, quick: bool = True) ->
             stepped = sgd_step(p[part], p[f"{part}_grad"], LEARNING_RATE)
             if part == where:
                 expected = constrain(name, stepped, **config)
-                axis = config.get("axis", 0)
+                axis = (CONSTRAINT_DEFAULTS[name] | config).get("axis", 0)
                 axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
                 m = 1 if name == "NonNeg" else math.prod(stepped.shape[a] for a in axes)
                 bound = (gamma(m + 14) + REFERENCE_ERROR) * np.abs(expected) + 16 * ETA32
@@ -308,10 +319,6 @@ def _fit_bounds(p: dict, groups: int) -> tuple[dict, dict]:
     .judge_grad, whose magnitudes take |dy| + E) plus the exact propagation sum |x| E, i.e.
     G + (1 + gamma(n)) sum |x| E (the same for dbias with sum E). The update w - lr g (lr a power
     of two) rounds once: |w^ - w'| <= lr e + u (|w'| + lr e)."""
-    from conformance.judge import pre_activation_bound
-    from conformance.judge_grad import gradient_bounds
-    from reference import evaluate_grad
-
     x, kernel, bias, target = p["x"], p["kernel"], p["bias"], p["target"]
     y = conv3d(x, kernel, bias, groups=groups)
     dy = mse_cotangent(y, target)
@@ -508,8 +515,9 @@ def run_layer_case(worker: Worker, case: LayerCase, profile: str, seed: int) -> 
                   seed=seed, seconds=outcome.seconds, repro=repro(worker.name, case, profile, seed))
     if outcome.kind == "crashed":
         return Record(status=Status.CRASHED, message=outcome.message, **common)
-    if outcome.kind == "raised":
-        return Record(status=Status.CRASHED, message=f"{outcome.error_type}: {outcome.message}", **common)
+    if outcome.kind == "raised":  # valid arguments: anything raised is a crash, unless declined
+        status = Status.UNSUPPORTED if outcome.error_type == DECLINED else Status.CRASHED
+        return Record(status=status, message=refusal_message(outcome), **common)
     status, message = case.judge(params, outcome.outputs)
     return Record(status=status, message=message, **common)
 

@@ -29,15 +29,15 @@ def fans(kernel_shape: tuple[int, ...]) -> tuple[int, int]:
 @dataclass(frozen=True)
 class Law:
     """A distribution: "uniform" on [-scale, scale], or "truncated_normal" with stddev `scale`
-    cut at two standard deviations, or "normal"."""
+    cut at two standard deviations."""
 
     distribution: str
     scale: float
 
     @property
     def support(self) -> float:
-        """The largest |value| the law can give (inf for "normal")."""
-        return {"uniform": self.scale, "truncated_normal": 2 * self.scale}.get(self.distribution, math.inf)
+        """The largest |value| the law can give."""
+        return self.scale if self.distribution == "uniform" else 2 * self.scale
 
 
 # name -> (scale, mode, distribution) of keras.initializers.VarianceScaling
