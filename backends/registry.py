@@ -23,6 +23,10 @@ BUILTIN = {
     "keras-jax": "backends.keras_backend:KerasJax",
     "cupy-im2col": "backends.cupy_im2col:CupyIm2col",
     "onnxruntime": "backends.onnxruntime_backend:OnnxRuntime",
+    "openvino": "backends.openvino_backend:OpenVino",
+    "openvino-default": "backends.openvino_backend:OpenVinoDefault",
+    "tinygrad": "backends.tinygrad_backend:Tinygrad",
+    "paddle": "backends.paddle_backend:Paddle",
 }
 
 

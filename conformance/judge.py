@@ -6,10 +6,22 @@ Realistic regime, per output element i with K taps and n = K + 1 terms:
 
 u: unit roundoff of the backend's DECLARED compute precision; u_out, eta_out: unit roundoff and
 smallest subnormal of the output dtype; eta: smallest subnormal of the compute format (each
-underflowing operation may lose up to that much). Backends that declare subnormal flushing get
-tiny * (sum|w| + K*max|x| + 2n) more. An activation propagates that error through its Lipschitz
-constant (or by evaluating it at the interval's ends when monotone) and adds a few ulps of its
-own evaluation. The exact regime demands bitwise equality with the reference.
+underflowing operation may lose up to that much).
+
+A precision that rounds its inputs to fewer bits (u_in) than the dtype has and sums in a wider
+accumulator (u_acc: TF32, bfloat16-float32) replaces gamma_n(u) * S by
+
+    ((1 + u_in)^2 (1 + gamma_n(u_acc)) - 1) * S
+
+(each product of two rounded inputs is within (1+u_in)^2 of the true one; the sum of n such terms
+within gamma_n(u_acc) of their sum of magnitudes). One that rounds each operation's result to
+u_res coarser than u_out adds u_res * S for the rounding of the sum before the bias is added, and
+uses u_res in place of u_out for the final rounding and the activation's own evaluation.
+
+Backends that declare subnormal flushing get tiny * (sum|w| + K*max|x| + 2n) more. An activation
+propagates that error through its Lipschitz constant (or by evaluating it at the interval's ends
+when monotone) and adds a few ulps of its own evaluation. The exact regime demands bitwise
+equality with the reference.
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ import numpy as np
 
 from reference.activations import ACTIVATIONS
 from reference.conv import Evaluation
-from reference.formats import finfo, numpy_dtype, unit_roundoff
+from reference.formats import FORMATS, finfo, input_roundoff, numpy_dtype, result_roundoff
 from runtime.records import Status, Worst
 
 ACTIVATION_ULPS = 8  # budget for a framework's own evaluation of a transcendental activation
@@ -44,15 +56,26 @@ def gamma(n: int, u: float) -> float:
     return n * u / (1 - n * u) if n * u < 1 else np.inf
 
 
+def sum_error(n: int, precision: str, dtype: str) -> float:
+    """c with |computed - exact| <= c * S for a sum of n products (bias included) of `dtype`
+    inputs in `precision`."""
+    u_in = input_roundoff(precision, dtype)
+    if u_in == 0:
+        return gamma(n, FORMATS[precision].unit_roundoff)
+    return (1 + u_in) ** 2 * (1 + gamma(n, 2.0 ** -FORMATS[precision].accumulator_bits)) - 1
+
+
 def pre_activation_bound(ev: Evaluation, x: np.ndarray, kernel: np.ndarray, dtype: str,
                          precision: str, flushes_subnormals: bool) -> np.ndarray:
     """Largest error a correct backend may make before the activation, per element."""
     n = ev.spec.taps + 1
-    u, u_out = unit_roundoff(precision), unit_roundoff(dtype)
+    u_out = result_roundoff(precision, dtype)
     compute, out = finfo(precision), finfo(dtype)
     s, ref = ev.abs_sum, np.abs(ev.pre_activation)
-    bound = (gamma(n, u) * s + u_out * ref + n * float(compute.smallest_subnormal)
+    bound = (sum_error(n, precision, dtype) * s + u_out * ref + n * float(compute.smallest_subnormal)
              + float(out.smallest_subnormal))
+    if u_out > result_roundoff(dtype, dtype):  # the sum is rounded once more before the bias
+        bound = bound + u_out * s
     bound += 2.0**-52 * ref + gamma(n, 2.0**-53) ** 2 * s  # the reference's own error, doubled
     if flushes_subnormals:
         tiny = float(compute.smallest_normal)
@@ -103,12 +126,13 @@ def _axis_activation_bound(name: str, z: np.ndarray, e: np.ndarray, u_out: float
     raise ValueError(f"no axis bound for {name}")
 
 
-def output_bound(ev: Evaluation, pre_bound: np.ndarray, dtype: str) -> np.ndarray:
+def output_bound(ev: Evaluation, pre_bound: np.ndarray, dtype: str, precision: str | None = None
+                 ) -> np.ndarray:
     """Bound after the activation (string names and None only)."""
     name = ev.spec.activation
     if name is None:
         return pre_bound
-    u_out, eta_out = unit_roundoff(dtype), float(finfo(dtype).smallest_subnormal)
+    u_out, eta_out = result_roundoff(precision or dtype, dtype), float(finfo(dtype).smallest_subnormal)
     if ACTIVATIONS[name].axis:
         bound = _axis_activation_bound(name, ev.pre_activation, pre_bound, u_out, eta_out)
         return np.broadcast_to(bound, ev.output.shape)
@@ -176,13 +200,13 @@ def judge(ev: Evaluation, got: np.ndarray, x: np.ndarray, kernel: np.ndarray, dt
         bound = np.zeros_like(ref)
     else:
         pre = pre_activation_bound(ev, x, kernel, dtype, precision, flushes_subnormals) + extra_error
-        bound = output_bound(ev, pre, dtype)
+        bound = output_bound(ev, pre, dtype, precision)
     with np.errstate(all="ignore"):
         err = np.abs(got64 - ref)
         ratio = np.where(err == 0, 0.0, err / bound)
     finite = np.isfinite(got64) & np.isfinite(ref)
     acc_max = float(finfo(precision).max)
-    s_overflow = ev.abs_sum * (1 + gamma(ev.spec.taps + 1, unit_roundoff(precision))) >= acc_max
+    s_overflow = ev.abs_sum * (1 + sum_error(ev.spec.taps + 1, precision, dtype)) >= acc_max
     # an axis activation mixes the row: overflow anywhere in it spoils all of it
     if isinstance(ev.spec.activation, str) and ACTIVATIONS[ev.spec.activation].axis:
         s_overflow = np.broadcast_to(np.any(s_overflow, axis=-1, keepdims=True), ref.shape)

@@ -16,6 +16,7 @@ from conformance.coverage import AXES, classes
 
 KERAS = ("keras-tensorflow", "keras-torch", "keras-jax")
 XLA_CPU = ("jax", "tensorflow", "keras-tensorflow", "keras-jax")
+OPENVINO = ("openvino", "openvino-default")
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,91 @@ DEVIATIONS = (
         "'g1_mb1_ic1id1ih1iw1_oc1_kd1kh1kw1_sd1sh1sw1_dd1dh1dw1_valid_cl_tanh_nobias' --dtype float32 "
         "--data subnormal --seed 0 --direction forward",
         lambda c: _valid(c) and c.spec.activation in ("tanh", "tanh_shrink") and c.data == "subnormal"),
+    Deviation(
+        OPENVINO,
+        "OpenVINO's CPU Convolution returns wrong values for one input channel per group, a W "
+        "stride above 1 with a single output column and H stride 1 (batch 3, 4x3 input, 3x2 "
+        "kernel: every second output row is off); standalone: "
+        "conformance/repros/openvino_strided_single_channel.py",
+        "python -m conformance --backend openvino --case "
+        "'g1_mb3_ic1id1ih4iw3_oc1_kd1kh3kw2_sd1sh1sw2_dd1dh1dw1_valid_cl_linear_nobias' --dtype float32 "
+        "--data normal --seed 0 --direction forward",
+        lambda c: (_valid(c) and c.spec.in_channels // c.spec.groups == 1 and c.spec.strides[2] > 1
+                   and c.spec.strides[1] == 1 and c.spec.output_spatial[2] == 1)),
+    Deviation(
+        OPENVINO,
+        "OpenVINO's Relu and Clamp (relu, relu6, hard_tanh) return a number for NaN; standalone: "
+        "conformance/repros/nan_through_rectifiers.py",
+        "python -m conformance --backend openvino --case "
+        "'g1_mb2_ic3id5ih6iw8_oc6_kd2kh3kw2_sd1sh1sw1_dd1dh1dw1_same_cl_relu6_bias' --dtype float32 "
+        "--data special --seed 3 --direction forward",
+        lambda c: _valid(c) and c.data == "special" and c.spec.activation in ("relu", "relu6", "hard_tanh")),
+    Deviation(
+        OPENVINO,
+        "OpenVINO's CPU Elu (elu, celu, selu) computes exp(x) - 1, not expm1(x): elu(-1e-6) is 1.3% "
+        "off; standalone: conformance/repros/openvino_elu_near_zero.py",
+        "python -m conformance --backend openvino --case "
+        "'g1_mb1_ic1id1ih1iw1_oc1_kd1kh1kw1_sd1sh1sw1_dd1dh1dw1_valid_cf_elu_nobias' --dtype float32 "
+        "--data subnormal --seed 0 --direction forward",
+        lambda c: _valid(c) and c.spec.activation in ("elu", "celu", "selu")),
+    Deviation(
+        ("openvino-default",),
+        "OpenVINO's bfloat16 CPU Convolution (the default hint on AMX/AVX512-BF16 CPUs) returns "
+        "zeros when the padded kernel is longer than the input along an axis; standalone: "
+        "conformance/repros/openvino_bf16_kernel_past_input.py",
+        "python -m conformance --backend openvino-default --case "
+        "'g1_mb1_ic1id1ih8iw1_oc5_kd4kh3kw3_sd3sh4sw4_dd1dh1dw1_same_cl_relu_bias' --dtype float32 "
+        "--data exact --seed 1561585970 --direction forward",
+        lambda c: _valid(c) and _kernel_past_input(c)),
+    Deviation(
+        ("openvino-default",),
+        "OpenVINO's bfloat16 CPU Convolution turns infinite inputs into NaN in outputs whose exact "
+        "value is finite or infinite; standalone: conformance/repros/openvino_bf16_inf_becomes_nan.py",
+        "python -m conformance --backend openvino-default --case "
+        "'g1_mb2_ic3id5ih6iw8_oc6_kd2kh3kw2_sd1sh1sw1_dd1dh1dw1_same_cl_linear_bias' --dtype float32 "
+        "--data special --seed 0 --direction forward",
+        lambda c: _valid(c) and c.data == "special"),
+    Deviation(
+        ("paddle",),
+        "PaddlePaddle's relu returns 0 for NaN; standalone: conformance/repros/nan_through_rectifiers.py",
+        "python -m conformance --backend paddle --case "
+        "'g1_mb2_ic3id5ih6iw8_oc6_kd2kh3kw2_sd1sh1sw1_dd1dh1dw1_same_cl_relu_bias' --dtype float32 "
+        "--data special --seed 2 --direction forward",
+        lambda c: _valid(c) and c.data == "special" and c.spec.activation == "relu"),
+    Deviation(
+        ("tinygrad",),
+        "tinygrad's relu, relu6, hardsigmoid and elu (celu, selu) return a number for NaN; "
+        "standalone: conformance/repros/nan_through_rectifiers.py",
+        "python -m conformance --backend tinygrad --case "
+        "'g1_mb2_ic3id5ih6iw8_oc6_kd2kh3kw2_sd1sh1sw1_dd1dh1dw1_same_cl_elu_bias' --dtype float32 "
+        "--data special --seed 8 --direction forward",
+        lambda c: (_valid(c) and c.data == "special"
+                   and c.spec.activation in ("relu", "relu6", "hard_sigmoid", "elu", "celu", "selu"))),
+    Deviation(
+        ("tinygrad",),
+        "tinygrad's tanh is 2 * sigmoid(2x) - 1, which loses every digit near 0 (tanh(1e-6) 7% off, "
+        "tanh of a subnormal 0; tanh_shrink and mish inherit it), and elu/celu/selu compute "
+        "exp(x) - 1; standalone: conformance/repros/tinygrad_tanh_near_zero.py",
+        "python -m conformance --backend tinygrad --case "
+        "'g1_mb1_ic1id1ih1iw1_oc1_kd1kh1kw1_sd1sh1sw1_dd1dh1dw1_valid_cl_tanh_nobias' --dtype float32 "
+        "--data subnormal --seed 0 --direction forward",
+        lambda c: _valid(c) and c.spec.activation in ("tanh", "tanh_shrink", "mish", "elu", "celu", "selu")),
+    Deviation(
+        ("tinygrad",),
+        "tinygrad's erf is float32-accurate in float64 too, so its exact gelu is (gelu(-0.31) 2e-8 "
+        "relative off); standalone: conformance/repros/tinygrad_tanh_near_zero.py",
+        "python -m conformance --backend tinygrad --case "
+        "'g1_mb2_ic4id1ih4iw8_oc5_kd1kh4kw2_sd1sh4sw4_dd1dh1dw1_same_cf_gelu_nobias' --dtype float64 "
+        "--data normal --seed 4971474 --direction forward",
+        lambda c: _valid(c) and c.dtype == "float64" and c.spec.activation == "gelu"),
 )
+
+
+def _kernel_past_input(case) -> bool:
+    """Some axis' dilated kernel is longer than the input (only 'same' padding allows it)."""
+    spec = case.spec
+    return any((k - 1) * d + 1 > n for k, d, n in zip(spec.kernel_size, spec.dilation_rate,
+                                                      spec.in_spatial))
 
 
 def _clamped_same_padding(case) -> bool:

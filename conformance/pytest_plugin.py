@@ -24,6 +24,8 @@ def pytest_addoption(parser) -> None:
     group.addoption("--conv3d-backend", action="append", default=[], metavar="NAME",
                     help="backend to check: a registered name, 'all' (every available CPU backend) "
                          "or module:attr (your conv3d function or Backend); repeatable")
+    group.addoption("--conv3d-exclude", action="append", default=[], metavar="NAME",
+                    help="a backend that 'all' leaves out; repeatable")
     group.addoption("--conv3d-profile", default="quick", choices=sorted(PROFILES),
                     help="how many cases per check (default quick)")
     group.addoption("--conv3d-direction", default="both", choices=("forward", "backward", "both"),

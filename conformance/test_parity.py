@@ -16,11 +16,16 @@ from runtime.worker import LoadError, Worker
 
 
 def _backends(config) -> list[str]:
-    """The --conv3d-backend names; 'all' (the default) means every available CPU backend (pytest's
-    own process imports the backends anyway, so availability is asked here, not in a probe)."""
+    """The --conv3d-backend names; 'all' (the default) means every available CPU backend but those
+    given to --conv3d-exclude (pytest's own process imports the backends anyway, so availability
+    is asked here, not in a probe)."""
     names = config.getoption("--conv3d-backend") or ["all"]
     if "all" in names:
-        cpu = [n for n in registered_names() if get_backend(n).availability().ok
+        excluded = set(config.getoption("--conv3d-exclude"))
+        unknown = excluded - set(registered_names())
+        if unknown:
+            raise pytest.UsageError(f"--conv3d-exclude: unknown backend {', '.join(sorted(unknown))}")
+        cpu = [n for n in registered_names() if n not in excluded and get_backend(n).availability().ok
                and get_backend(n).capabilities.devices == ("cpu",)]
         names = [n for n in names if n != "all"] + cpu
     return list(dict.fromkeys(names))

@@ -1,8 +1,10 @@
 """Floating-point formats a backend may compute in (VERIFICATION.md §2): the one table of them.
 
-Each compute precision has the significand bits of its inputs and of its accumulator, and a
-storage format whose range and subnormals apply to its sums (TF32 rounds its inputs to 11 bits
-but accumulates in float32).
+Each compute precision has the significand bits of its inputs and of its accumulator, a storage
+format whose range and subnormals apply to its sums, and optionally the significand bits results
+are rounded to between operations (TF32 rounds its inputs to 11 bits but accumulates in float32;
+"bfloat16-float32", OpenVINO's CPU default on AMX, rounds inputs and every op's result to bfloat16
+and accumulates in float32).
 """
 
 from __future__ import annotations
@@ -17,17 +19,25 @@ class Format:
     input_bits: int  # significand bits (implicit bit included) of the rounded inputs
     accumulator_bits: int  # significand bits of the sums
     storage: str  # the IEEE-like format holding its sums: range, subnormals
+    result_bits: int | None = None  # significand bits of each operation's result (None: the dtype's)
 
     @property
     def unit_roundoff(self) -> float:
         """u of the inputs' rounding: 2^-p for p significand bits."""
         return 2.0 ** -self.input_bits
 
+    @property
+    def exact_bits(self) -> int:
+        """Integers below 2^exact_bits survive every sum and result rounding exactly."""
+        return min(self.accumulator_bits, self.result_bits or self.accumulator_bits)
+
 
 FORMATS = {
     "float64": Format(53, 53, "float64"),
     "float32": Format(24, 24, "float32"),
-    "tf32": Format(11, 24, "float32"),
+    # tensor cores may truncate instead of rounding while accumulating (Fasi et al. 2021): one bit less
+    "tf32": Format(11, 23, "float32"),
+    "bfloat16-float32": Format(8, 24, "float32", result_bits=8),
     "float16": Format(11, 11, "float16"),
     "bfloat16": Format(8, 8, "bfloat16"),
 }
@@ -53,3 +63,19 @@ def unit_roundoff(precision: str) -> float:
 def finfo(precision: str) -> np.finfo:
     """Range and subnormals of the format a precision's sums are held in."""
     return np.finfo(numpy_dtype(FORMATS[precision].storage))
+
+
+def significand_bits(dtype: str) -> int:
+    return FORMATS[dtype].input_bits
+
+
+def input_roundoff(precision: str, dtype: str) -> float:
+    """u of rounding a `dtype` input to `precision`'s inputs (0 when it keeps every bit)."""
+    bits = FORMATS[precision].input_bits
+    return 2.0 ** -bits if bits < significand_bits(dtype) else 0.0
+
+
+def result_roundoff(precision: str, dtype: str) -> float:
+    """u of one result rounding: the dtype's, or the coarser one `precision` rounds each op to."""
+    bits = min(FORMATS[precision].result_bits or significand_bits(dtype), significand_bits(dtype))
+    return 2.0 ** -bits

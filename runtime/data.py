@@ -20,7 +20,7 @@ EXTREME = ("large", "subnormal", "special")
 
 def _exact_integers(rng: np.random.Generator, spec: Conv3DSpec, precision: str):
     """Integers with K*max|x|*max|w| + max|b| < 2^p, so every partial sum is exact."""
-    limit = 2 ** FORMATS[precision].accumulator_bits - 1  # inputs up to 4 fit every format's significand
+    limit = 2 ** FORMATS[precision].exact_bits - 1  # inputs up to 4 fit every format's significand
     k = spec.taps
     for xm, wm, bm in ((4, 2, 8), (2, 2, 4), (2, 1, 2), (1, 1, 0)):
         if k * xm * wm + bm <= limit:
@@ -111,7 +111,7 @@ def make_cotangent(spec: Conv3DSpec, shape: tuple[int, ...], dtype: str, regime:
     rng = np.random.default_rng([seed, REGIMES.index(regime) if regime in REGIMES else 0, 1])
     if regime != "exact":
         return _real_cotangent(rng, shape, regime, numpy_dtype(dtype))
-    limit = 2 ** FORMATS[precision or dtype].accumulator_bits - 1
+    limit = 2 ** FORMATS[precision or dtype].exact_bits - 1
     dx_terms, count, _ = spec.grad_terms
     m = next((m for m in (4, 2, 1) if dx_terms * m * 2 <= limit and count * m * 4 <= limit), 1)
     dy = rng.integers(-m, m + 1, shape).astype(np.float64)
