@@ -202,6 +202,23 @@ DEVIATIONS = (
         "--data special --seed 2 --direction forward",
         lambda c: _valid(c) and c.data == "special" and c.spec.activation == "relu"),
     Deviation(
+        ("paddle",),
+        "PaddlePaddle's softmax clips x - max(x) at -64: an output that underflows to 0 is "
+        "exp(-64) = 1.6e-28 instead (log_softmax -64 instead of -1000); standalone: "
+        "conformance/repros/paddle_activations.py",
+        "python -m conformance --backend paddle --case "
+        "'g1_mb2_ic1id1ih1iw1_oc2_kd1kh1kw1_sd1sh1sw1_dd1dh1dw1_valid_cl_softmax_nobias' --dtype float32 "
+        "--data wide --seed 0 --direction forward",
+        lambda c: _valid(c) and c.spec.activation in ("softmax", "log_softmax")),
+    Deviation(
+        ("paddle",),
+        "PaddlePaddle's float64 selu and hardsigmoid use float32 copies of their constants (about "
+        "1e-9 off, 1e7 float64 ulps); standalone: conformance/repros/paddle_activations.py",
+        "python -m conformance --backend paddle --case "
+        "'g1_mb1_ic1id1ih1iw1_oc1_kd1kh1kw1_sd1sh1sw1_dd1dh1dw1_valid_cl_selu_nobias' --dtype float64 "
+        "--data normal --seed 0 --direction forward",
+        lambda c: _valid(c) and c.dtype == "float64" and c.spec.activation in ("selu", "hard_sigmoid")),
+    Deviation(
         ("tinygrad",),
         "tinygrad's relu, relu6, hardsigmoid and elu (celu, selu) return a number for NaN; "
         "standalone: conformance/repros/nan_through_rectifiers.py",
@@ -214,15 +231,24 @@ DEVIATIONS = (
         ("tinygrad",),
         "tinygrad's tanh is 2 * sigmoid(2x) - 1, which loses every digit near 0 (tanh(1e-6) 7% off, "
         "tanh of a subnormal 0; tanh_shrink and mish inherit it), and elu/celu/selu compute "
-        "exp(x) - 1; standalone: conformance/repros/tinygrad_tanh_near_zero.py",
+        "exp(x) - 1; standalone: conformance/repros/tinygrad_activations.py",
         "python -m conformance --backend tinygrad --case "
         "'g1_mb1_ic1id1ih1iw1_oc1_kd1kh1kw1_sd1sh1sw1_dd1dh1dw1_valid_cl_tanh_nobias' --dtype float32 "
         "--data subnormal --seed 0 --direction forward",
         lambda c: _valid(c) and c.spec.activation in ("tanh", "tanh_shrink", "mish", "elu", "celu", "selu")),
     Deviation(
         ("tinygrad",),
+        "tinygrad's relu6, hardsigmoid and hardswish are differences of two relus, which cancel for "
+        "large inputs (relu6(1e8) = 8, relu6(1e30) = 0, hardswish(1e8) = 0); standalone: "
+        "conformance/repros/tinygrad_activations.py",
+        "python -m conformance --backend tinygrad --case "
+        "'g1_mb2_ic1id1ih1iw1_oc5_kd1kh1kw1_sd1sh1sw1_dd1dh1dw1_valid_cl_relu6_nobias' --dtype float32 "
+        "--data wide --seed 0 --direction forward",
+        lambda c: _valid(c) and c.spec.activation in ("relu6", "hard_sigmoid", "hard_silu", "hard_swish")),
+    Deviation(
+        ("tinygrad",),
         "tinygrad's erf is float32-accurate in float64 too, so its exact gelu is (gelu(-0.31) 2e-8 "
-        "relative off); standalone: conformance/repros/tinygrad_tanh_near_zero.py",
+        "relative off); standalone: conformance/repros/tinygrad_activations.py",
         "python -m conformance --backend tinygrad --case "
         "'g1_mb2_ic4id1ih4iw8_oc5_kd1kh4kw2_sd1sh4sw4_dd1dh1dw1_same_cf_gelu_nobias' --dtype float64 "
         "--data normal --seed 4971474 --direction forward",

@@ -92,3 +92,33 @@ def test_all_zero_output_is_mistrusted():
     zeros = np.zeros(ev.output.shape, dtype=np.float32)
     ev_zero = evaluate(np.zeros_like(x), w, **spec.conv_kwargs())
     assert judge(ev_zero, zeros, x * 0, w, "float32", "float32").status == MISTRUSTED
+
+
+def _bf16(a):
+    from reference.formats import numpy_dtype
+
+    return np.asarray(a, np.float32).astype(numpy_dtype("bfloat16")).astype(np.float32)
+
+
+def test_bfloat16_inputs_with_float32_sums_pass_their_declaration_where_gamma_n_is_infinite():
+    """OpenVINO's bf16 hint on AMX: inputs and results rounded to bfloat16, sums in float32. With
+    432 taps gamma_n(2^-8) is infinite; the derived bound stays finite, admits the emulation, and
+    rejects accumulating in bfloat16."""
+    from reference.formats import FORMATS
+
+    _, x, w, b = _case(data="uniform")
+    x, w, b = np.abs(x), np.abs(w), np.abs(b)  # no cancellation: a bfloat16 sum stagnates
+    ev = evaluate(x, w, b, **SPEC.conv_kwargs())
+    assert gamma(SPEC.taps + 1, 2.0**-8) == np.inf and FORMATS["bfloat16-float32"].exact_bits == 8
+    xpad = np.pad(_bf16(x), ((0, 0), (1, 1), (1, 1), (1, 1), (0, 0)))
+    wide = np.broadcast_to(_bf16(b), ev.output.shape).astype(np.float32).copy()
+    narrow = wide.copy()
+    for a, bb, c in np.ndindex(3, 3, 3):
+        patch, taps = xpad[:, a:a + 6, bb:bb + 6, c:c + 6, :], _bf16(w[a, bb, c])
+        wide += np.einsum("ndhwc,cf->ndhwf", patch, taps).astype(np.float32)
+        for channel in range(patch.shape[-1]):  # a bfloat16 accumulator: one rounding per product
+            narrow = _bf16(narrow + patch[..., channel:channel + 1] * taps[channel])
+    verdict = judge(ev, _bf16(wide), x, w, "float32", "bfloat16-float32")
+    assert verdict.status == PASS and 0 < verdict.max_ratio < 1, verdict
+    assert judge(ev, _bf16(wide), x, w, "float32", "float32").status == FAIL
+    assert judge(ev, narrow, x, w, "float32", "bfloat16-float32").status == FAIL
