@@ -267,7 +267,8 @@ def check_property(worker: Worker, name: str, problem: Problem, dtype: str, seed
     if direction not in caps.directions:
         return record(Status.UNSUPPORTED, f"the {direction} direction is not supported")
     if dtype not in caps.dtypes or k >= 2 ** FORMATS[caps.precision(dtype)].exact_bits:
-        return record(Status.UNSUPPORTED, f"{dtype} cannot hold sums up to {k} exactly")
+        held = dtype if caps.precision(dtype) == dtype else f"{dtype} computed in {caps.precision(dtype)}"
+        return record(Status.UNSUPPORTED, f"{held} cannot hold sums up to {k} exactly")
     if name in ("groups_are_concatenated_convs", "grad_groups_are_block_diagonal") and not caps.groups:
         return record(Status.UNSUPPORTED, "grouped convolution not supported")
     if name == "dilation_is_a_sparse_kernel" and not caps.dilation:
