@@ -48,9 +48,13 @@ class JaxBackend(Backend):
     name = "jax"
     libraries = ("jax", "jaxlib")
     capabilities = Capabilities(
-        dtypes=("float32", "float64"), flushes_subnormals=True, directions=("forward", "backward"),
+        dtypes=("float32", "float64", "bfloat16", "float16"), flushes_subnormals=True,
+        directions=("forward", "backward"),
+        compute_precision={"bfloat16": "float32-per-op", "float16": "float32-per-op"},
         notes=("precision=HIGHEST for float32", "float64 via jax_enable_x64 in the worker process",
-               "XLA flushes subnormals to zero on the CPU"))
+               "XLA flushes subnormals to zero on the CPU",
+               "bfloat16 and float16: XLA's CPU convolution sums in float32; the bias is a "
+               "separate add on the rounded sum"))
 
     def availability(self) -> Availability:
         if importlib.util.find_spec("jax") is None:

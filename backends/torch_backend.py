@@ -48,6 +48,28 @@ def torch_activation(name: str | None, torch):
     return table[name]
 
 
+def as_tensor(torch, array: np.ndarray | None, device: str = "cpu"):
+    """A NumPy array (bfloat16 from ml_dtypes included, through its bits) as a torch tensor."""
+    if array is None:
+        return None
+    array = np.ascontiguousarray(array)
+    if array.dtype.name == "bfloat16":
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16).to(device)
+    return torch.from_numpy(array).to(device)
+
+
+def as_numpy(tensor) -> np.ndarray:
+    """A torch tensor as a contiguous NumPy array (bfloat16 as ml_dtypes' bfloat16)."""
+    import torch
+
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        from reference.formats import numpy_dtype
+
+        return np.ascontiguousarray(tensor.view(torch.int16).numpy()).view(numpy_dtype("bfloat16"))
+    return np.ascontiguousarray(tensor.numpy())
+
+
 class TorchBackend(Backend):
     """torch.nn.functional.conv3d on the CPU."""
 
@@ -56,9 +78,12 @@ class TorchBackend(Backend):
     device = "cpu"
     allow_tf32 = False
     capabilities = Capabilities(
-        dtypes=("float32", "float64"), devices=("cpu",), directions=("forward", "backward"),
+        dtypes=("float32", "float64", "bfloat16", "float16"), devices=("cpu",),
+        directions=("forward", "backward"),
+        compute_precision={"bfloat16": "float32", "float16": "float32"},
         notes=("channels_last input runs in channels_last_3d memory format",
-               "asymmetric 'same' padding by F.pad"))
+               "asymmetric 'same' padding by F.pad",
+               "bfloat16 and float16: oneDNN sums in float32 and rounds the result"))
 
     def availability(self) -> Availability:
         if importlib.util.find_spec("torch") is None:
@@ -95,7 +120,7 @@ class TorchBackend(Backend):
         return forward
 
     def _tensor(self, torch, array):
-        return None if array is None else torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+        return as_tensor(torch, array, self.device)
 
     def _prepare(self, spec, x, kernel, bias) -> Prepared:
         import torch
@@ -110,8 +135,7 @@ class TorchBackend(Backend):
             with torch.no_grad():
                 return forward(xt, kt, bt)
 
-        return Prepared(run=run, to_numpy=lambda y: np.ascontiguousarray(y.cpu().numpy()),
-                        synchronize=self._synchronize)
+        return Prepared(run=run, to_numpy=as_numpy, synchronize=self._synchronize)
 
     def _prepare_grad(self, spec, x, kernel, bias, dy) -> Prepared:
         import torch
@@ -128,8 +152,7 @@ class TorchBackend(Backend):
             return (*grads[:2], grads[2] if bias is not None else None)
 
         return Prepared(run=run, synchronize=self._synchronize,
-                        to_numpy=lambda g: tuple(None if t is None else np.ascontiguousarray(
-                            t.cpu().numpy()) for t in g))
+                        to_numpy=lambda g: tuple(None if t is None else as_numpy(t) for t in g))
 
     def _synchronize(self) -> None:
         """Nothing to wait for on the CPU."""

@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="forward (conv3d), backward (conv3d_grad: the checks "
                         f"{','.join(BACKWARD_CHECKS)}) or both; a plain function given as "
                         "module:attr is taken as conv3d_grad under backward")
+    p.add_argument("--dtypes", default="", metavar="LIST",
+                   help=f"comma-separated subset of {','.join(DTYPES)}: check only these, of those "
+                        "each backend declares (default: every dtype it declares)")
     p.add_argument("--threads", type=_positive(int), help="CPU threads per backend")
     p.add_argument("--timeout", type=_positive(float), default=120.0,
                    help="seconds per case before CRASHED")
@@ -103,6 +106,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.checks.split(",")) - set(CHECKS)
     if unknown:
         p.error(f"unknown checks {sorted(unknown)}; choose from {', '.join(CHECKS)}")
+    args.dtypes = tuple(d.strip() for d in args.dtypes.split(",") if d.strip())
+    if set(args.dtypes) - set(DTYPES):
+        p.error(f"--dtypes: unknown {sorted(set(args.dtypes) - set(DTYPES))}; "
+                f"choose from {', '.join(DTYPES)}")
     if args.strided and not args.case:
         p.error("--strided applies to a --case")
     if args.replay_only and args.no_db:
@@ -221,7 +228,7 @@ def _run(args: argparse.Namespace, stop: Interrupts) -> int:
             database = None if args.no_db else str(DEFAULT_DB)
             jobs = [Job(b, check, args.profile, args.seed, database, args.threads, args.timeout,
                         args.memory_cap, args.max_failures, args.replay_only, direction,
-                        _function_direction(args))
+                        _function_direction(args), dtypes=args.dtypes)
                     for direction in _directions(args) for b in backends
                     for check in args.checks.split(",")
                     if direction == "forward" or check in BACKWARD_CHECKS]

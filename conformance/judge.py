@@ -14,9 +14,10 @@ accumulator (u_acc: TF32, bfloat16-float32) replaces gamma_n(u) * S by
     ((1 + u_in)^2 (1 + gamma_n(u_acc)) - 1) * S
 
 (each product of two rounded inputs is within (1+u_in)^2 of the true one; the sum of n such terms
-within gamma_n(u_acc) of their sum of magnitudes). One that rounds each operation's result to
-u_res coarser than u_out adds u_res * S for the rounding of the sum before the bias is added, and
-uses u_res in place of u_out for the final rounding and the activation's own evaluation.
+within gamma_n(u_acc) of their sum of magnitudes). One that rounds results to u_res coarser than
+u_out uses u_res in place of u_out for the final rounding and the activation's own evaluation; one
+that rounds per operation (the sum before the bias is added, then the biased sum) adds u_out * S,
+the first rounding's error at most u_out |sum| <= u_out * S.
 
 Backends that declare subnormal flushing get tiny * (sum|w| + K*max|x| + 2n) more. An activation
 propagates that error through its Lipschitz constant (or by evaluating it at the interval's ends
@@ -74,7 +75,7 @@ def pre_activation_bound(ev: Evaluation, x: np.ndarray, kernel: np.ndarray, dtyp
     s, ref = ev.abs_sum, np.abs(ev.pre_activation)
     bound = (sum_error(n, precision, dtype) * s + u_out * ref + n * float(compute.smallest_subnormal)
              + float(out.smallest_subnormal))
-    if u_out > result_roundoff(dtype, dtype):  # the sum is rounded once more before the bias
+    if FORMATS[precision].per_op:  # the sum is rounded once more before the bias
         bound = bound + u_out * s
     bound += 2.0**-52 * ref + gamma(n, 2.0**-53) ** 2 * s  # the reference's own error, doubled
     if flushes_subnormals:
@@ -169,7 +170,7 @@ def _non_finite_ok(got: np.ndarray, ref: np.ndarray, bound: np.ndarray, s_overfl
 def output_problem(got: object, shape: tuple[int, ...], dtype: str, finite: bool = False) -> str:
     """What is wrong with a backend's output before any value is compared ("" when nothing):
     not a numeric array, the wrong shape or dtype, or (with `finite`) NaN or infinity."""
-    if not isinstance(got, np.ndarray) or got.dtype.kind not in "fiu":
+    if not isinstance(got, np.ndarray) or (got.dtype.kind not in "fiu" and got.dtype.name != "bfloat16"):
         kind = type(got).__name__ if not isinstance(got, np.ndarray) else f"array of {got.dtype}"
         if isinstance(got, np.ndarray) and got.dtype == object and got.shape == () and got.item() is None:
             kind = "None"

@@ -151,6 +151,15 @@ DEVIATIONS = (
         "--data subnormal --seed 0 --direction forward",
         lambda c: _valid(c) and c.spec.activation in ("tanh", "tanh_shrink") and c.data == "subnormal"),
     Deviation(
+        ("torch",),
+        "torch's bfloat16 CPU conv3d (oneDNN, AMX here) treats subnormal inputs as zero and turns "
+        "infinite inputs into NaN in outputs that are finite or infinite; standalone: "
+        "conformance/repros/torch_bf16_conv_cpu.py",
+        "python -m conformance --backend torch --case "
+        "'g1_mb2_ic5id8ih4iw3_oc4_kd4kh2kw3_sd1sh1sw3_dd1dh1dw1_valid_cl_linear_nobias' --dtype bfloat16 "
+        "--data subnormal --seed 2112 --direction forward",
+        lambda c: _valid(c) and c.dtype == "bfloat16" and c.data in ("subnormal", "special")),
+    Deviation(
         OPENVINO,
         "OpenVINO's CPU Convolution returns wrong values for one input channel per group, a W "
         "stride above 1 with a single output column and H stride 1 (batch 3, 4x3 input, 3x2 "

@@ -4,7 +4,8 @@ Each compute precision has the significand bits of its inputs and of its accumul
 format whose range and subnormals apply to its sums, and optionally the significand bits results
 are rounded to between operations (TF32 rounds its inputs to 11 bits but accumulates in float32;
 "bfloat16-float32", OpenVINO's CPU default on AMX, rounds inputs and every op's result to bfloat16
-and accumulates in float32).
+and accumulates in float32; "float32-per-op" sums low-precision inputs in float32 but rounds the
+sum before adding the bias).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ class Format:
     input_bits: int  # significand bits (implicit bit included) of the rounded inputs
     accumulator_bits: int  # significand bits of the sums
     storage: str  # the IEEE-like format holding its sums: range, subnormals
-    result_bits: int | None = None  # significand bits of each operation's result (None: the dtype's)
+    result_bits: int | None = None  # significand bits results are rounded to (None: the dtype's)
+    per_op: bool = False  # the sum is rounded before the bias is added (one op at a time), not once
 
     @property
     def unit_roundoff(self) -> float:
@@ -37,7 +39,10 @@ FORMATS = {
     "float32": Format(24, 24, "float32"),
     # tensor cores may truncate instead of rounding while accumulating (Fasi et al. 2021): one bit less
     "tf32": Format(11, 23, "float32"),
-    "bfloat16-float32": Format(8, 24, "float32", result_bits=8),
+    "bfloat16-float32": Format(8, 24, "float32", result_bits=8, per_op=True),
+    # float16/bfloat16 inputs summed in float32, the sum rounded to the dtype before the bias is
+    # added and rounded again (a framework running conv and add as two ops)
+    "float32-per-op": Format(24, 24, "float32", per_op=True),
     "float16": Format(11, 11, "float16"),
     "bfloat16": Format(8, 8, "bfloat16"),
 }
@@ -60,9 +65,15 @@ def unit_roundoff(precision: str) -> float:
     return FORMATS[precision].unit_roundoff
 
 
-def finfo(precision: str) -> np.finfo:
-    """Range and subnormals of the format a precision's sums are held in."""
-    return np.finfo(numpy_dtype(FORMATS[precision].storage))
+def finfo(precision: str):
+    """Range and subnormals of the format a precision's sums are held in (ml_dtypes' finfo for
+    bfloat16, which NumPy's does not know)."""
+    storage = FORMATS[precision].storage
+    if storage == "bfloat16":
+        import ml_dtypes
+
+        return ml_dtypes.finfo(ml_dtypes.bfloat16)
+    return np.finfo(numpy_dtype(storage))
 
 
 def significand_bits(dtype: str) -> int:

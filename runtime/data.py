@@ -11,16 +11,17 @@ import math
 
 import numpy as np
 
-from reference.formats import FORMATS, numpy_dtype
+from reference.formats import FORMATS, finfo, numpy_dtype, significand_bits
 from reference.spec import Conv3DSpec
 
 REGIMES = ("exact", "normal", "uniform", "wide", "large", "subnormal", "special")
 REALISTIC = ("normal", "uniform", "wide")
 EXTREME = ("large", "subnormal", "special")
 
-def _exact_integers(rng: np.random.Generator, spec: Conv3DSpec, precision: str):
-    """Integers with K*max|x|*max|w| + max|b| < 2^p, so every partial sum is exact."""
-    limit = 2 ** FORMATS[precision].exact_bits - 1  # inputs up to 4 fit every format's significand
+def _exact_integers(rng: np.random.Generator, spec: Conv3DSpec, precision: str, dtype: str):
+    """Integers with K*max|x|*max|w| + max|b| < 2^p, so every partial sum is exact in the compute
+    precision and the result in the dtype."""
+    limit = 2 ** min(FORMATS[precision].exact_bits, significand_bits(dtype)) - 1  # |inputs| <= 4 fit all
     k = spec.taps
     for xm, wm, bm in ((4, 2, 8), (2, 2, 4), (2, 1, 2), (1, 1, 0)):
         if k * xm * wm + bm <= limit:
@@ -35,20 +36,20 @@ def _exact_integers(rng: np.random.Generator, spec: Conv3DSpec, precision: str):
     return x, w, b
 
 
-def _large_scale(info: np.finfo) -> float:
+def _large_scale(info) -> float:
     """The large regime's scale: products of two such values near the top of the range (float64:
     beyond float32's range instead; the exact reference needs float64 headroom)."""
     return 2.0 ** (min(info.maxexp, 128) / 2 - 1 + (info.maxexp > 128) * 32)
 
 
-def _reals(rng: np.random.Generator, spec: Conv3DSpec, regime: str, dtype: np.dtype):
+def _reals(rng: np.random.Generator, spec: Conv3DSpec, regime: str, dtype: str):
     xs, ws = spec.input_shape, spec.kernel_shape
     scale = 1 / math.sqrt(spec.taps)
     if regime in ("normal", "special"):
         return rng.standard_normal(xs), rng.standard_normal(ws) * scale, rng.standard_normal(spec.filters)
     if regime == "uniform":
         return rng.uniform(-1, 1, xs), rng.uniform(-1, 1, ws), rng.uniform(-1, 1, spec.filters)
-    info = np.finfo(dtype)
+    info = finfo(dtype)
     if regime == "wide":  # magnitudes over a wide exponent range, random signs: cancellation
         span = min(20, info.maxexp // 4)
 
@@ -86,12 +87,12 @@ def strided_view(a: np.ndarray) -> np.ndarray:
 
 
 def _real_cotangent(rng: np.random.Generator, shape: tuple[int, ...], regime: str,
-                    dtype: np.dtype) -> np.ndarray:
+                    dtype: str) -> np.ndarray:
     """dy for the real regimes, scaled like x in the extreme ones: large (the products x*dy and
     dy*w near the top of the range), subnormal (around the smallest normal: dx's products dy*w
     straddle the subnormals), special (NaN, +-inf and -0.0)."""
     dy = rng.standard_normal(shape)
-    info = np.finfo(dtype)
+    info = finfo(dtype)
     if regime == "large":
         dy *= _large_scale(info)
     elif regime == "subnormal":
@@ -100,7 +101,7 @@ def _real_cotangent(rng: np.random.Generator, shape: tuple[int, ...], regime: st
         flat = dy.reshape(-1)
         for value, share in ((np.nan, 64), (np.inf, 64), (-np.inf, 64), (-0.0, 8)):
             flat[rng.choice(flat.size, size=max(1, flat.size // share), replace=False)] = value
-    return dy.astype(dtype)
+    return dy.astype(numpy_dtype(dtype))
 
 
 def make_cotangent(spec: Conv3DSpec, shape: tuple[int, ...], dtype: str, regime: str, seed: int,
@@ -110,8 +111,8 @@ def make_cotangent(spec: Conv3DSpec, shape: tuple[int, ...], dtype: str, regime:
     dbias (N*Dout*Hout*Wout terms x*dy) is exact next to `_exact_integers`' x and w."""
     rng = np.random.default_rng([seed, REGIMES.index(regime) if regime in REGIMES else 0, 1])
     if regime != "exact":
-        return _real_cotangent(rng, shape, regime, numpy_dtype(dtype))
-    limit = 2 ** FORMATS[precision or dtype].exact_bits - 1
+        return _real_cotangent(rng, shape, regime, dtype)
+    limit = 2 ** min(FORMATS[precision or dtype].exact_bits, significand_bits(dtype)) - 1
     dx_terms, count, _ = spec.grad_terms
     m = next((m for m in (4, 2, 1) if dx_terms * m * 2 <= limit and count * m * 4 <= limit), 1)
     dy = rng.integers(-m, m + 1, shape).astype(np.float64)
@@ -130,9 +131,9 @@ def make_arrays(spec: Conv3DSpec, dtype: str, regime: str, seed: int,
     np_dtype = numpy_dtype(dtype)
     rng = np.random.default_rng([seed, REGIMES.index(regime)] if regime in REGIMES else seed)
     if regime == "exact":
-        x, w, b = _exact_integers(rng, spec, precision or dtype)
+        x, w, b = _exact_integers(rng, spec, precision or dtype, dtype)
     else:
-        x, w, b = _reals(rng, spec, regime, np_dtype)
+        x, w, b = _reals(rng, spec, regime, dtype)
         if regime == "special":
             _place_specials(rng, x, w, b)
     arrays = [a.astype(np_dtype) for a in (x, w, b)]

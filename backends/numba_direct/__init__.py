@@ -36,20 +36,28 @@ from collections.abc import Callable
 import numpy as np
 
 from backends import im2col_grad
-from backends.base import Availability, Backend, Capabilities, Prepared, grad_arrays
-from backends.numpy_im2col import channels_last_operands, epilogue
+from backends.base import Availability, Backend, Capabilities, Prepared
+from backends.numpy_im2col import (
+    LOW_PRECISION_CAPABILITIES,
+    channels_last_operands,
+    epilogue,
+    rounded,
+    working_dtype,
+    working_input,
+)
 from reference.spec import Conv3DSpec
 
 DEFAULT_WORKSPACE_BYTES = 256 * 2**20
 
 
 class NumbaDirect(Backend):
-    """Every SPEC.md feature, float32 and float64, accumulation in the input dtype."""
+    """Every SPEC.md feature; float32 and float64 accumulate in the input dtype, float16 and
+    bfloat16 in float32."""
 
     name = "numba-direct"
     libraries = ("numba", "numpy")
     capabilities = Capabilities(
-        host_memory_traced=True, directions=("forward", "backward"),
+        host_memory_traced=True, directions=("forward", "backward"), **LOW_PRECISION_CAPABILITIES,
         notes=("four register-blocked numba kernels (broadcast, wvector, depthwise, lane), chosen per layer",
                "backward: for groups of 16-64 filters (1x1x1: 16-32) or 8 groups or more, dkernel by "
                "numba kernels and dx by the same forward kernels (transposed convolution, one per "
@@ -89,32 +97,34 @@ class NumbaDirect(Backend):
                                                  layer_plan, workspace).reshape(out_shape)
 
     def _prepare(self, spec, x, kernel, bias) -> Prepared:
-        dtype = x.dtype
+        dtype, work = x.dtype, working_dtype(x.dtype)
         x_cl, kernel, bias, _ = channels_last_operands(spec, x, kernel, bias)
-        forward = self._forward(kernel, bias, spec, dtype, x_cl.flags.c_contiguous)
-        return Prepared(run=lambda: epilogue(forward(x_cl), spec, dtype), to_numpy=np.ascontiguousarray)
+        forward = self._forward(kernel, bias, spec, work, work != dtype or x_cl.flags.c_contiguous)
+        return Prepared(run=lambda: epilogue(forward(working_input(x_cl)), spec, dtype),
+                        to_numpy=np.ascontiguousarray)
 
     def _prepare_grad(self, spec, x, kernel, bias, dy) -> Prepared:
         from backends.numba_direct.filter_grad import MIN_GROUPS, blocked_kernel_grad, grouped_kernel_grad
         from backends.numba_direct.plan import filter_grad_blocks
         from backends.numba_direct.transposed import input_grad
 
-        dtype = x.dtype
+        dtype, work = x.dtype, working_dtype(x.dtype)
         x_cl, kernel, bias, dy = channels_last_operands(spec, x, kernel, bias, dy)
-        forward = self._forward(kernel, bias, spec, dtype, x_cl.flags.c_contiguous)
+        x_cl = working_input(x_cl)
+        forward = self._forward(kernel, bias, spec, work, x_cl.flags.c_contiguous)
         # One engine per call: dkernel by a numba kernel (groups of 16-64 filters, or many groups)
         # and dx by the transposed convolution of our kernels, or both by NumPy's GEMM (im2col^T dz
         # and col2im). Mixed, BLAS's threads go on spinning after each GEMM and take the cores
         # from the numba kernel that comes next (measured 1.3-3x on the default bench layers).
         # A non-finite weight takes col2im: the transposed convolution's zero border would add 0 * inf.
-        blocks = filter_grad_blocks(spec, dtype) if spec.groups < MIN_GROUPS else None
+        blocks = filter_grad_blocks(spec, work) if spec.groups < MIN_GROUPS else None
         numba_dkernel = blocks is not None or spec.groups >= MIN_GROUPS
         transposed = (input_grad(kernel, spec, lambda w, s, d: self._forward(w, None, s, d))
                       if numba_dkernel and np.isfinite(kernel).all() else None)
 
         def run():
             dz = np.ascontiguousarray(im2col_grad.pre_activation_cotangent(
-                np, lambda: forward(x_cl), dy, spec, dtype))
+                np, lambda: forward(x_cl), dy, spec, work))
             dx = transposed(dz) if transposed else im2col_grad.input_grad_col2im(np, kernel, dz, spec)
             if blocks:
                 dkernel = blocked_kernel_grad(x_cl, dz, spec, *blocks)
@@ -126,4 +136,4 @@ class NumbaDirect(Backend):
             dbias = dz.reshape(-1, spec.filters).sum(axis=0) if bias is not None else None
             return dx, dkernel, dbias
 
-        return Prepared(run=run, to_numpy=grad_arrays)
+        return Prepared(run=run, to_numpy=lambda grads: rounded(grads, dtype))
