@@ -6,6 +6,11 @@ The layer validates its own arguments (that is under test too): `prepare` hands 
 arguments to Keras and only converts the arrays. The kernel is created by the "zeros" initializer
 and then assigned: the default glorot_uniform's values would be replaced at once, and under JAX
 it compiles a random-number kernel for every new shape (about 1 s per case, 20 times the call).
+
+float16 and bfloat16 inputs run the layer under Keras' mixed-precision policy of that dtype
+("mixed_float16", "mixed_bfloat16": float32 variables, low-precision compute): the way Keras users
+meet these dtypes. Under it the kernel and bias gradients are float32 (the variables'); they are
+rounded to the input's dtype to be judged.
 """
 
 from __future__ import annotations
@@ -19,7 +24,18 @@ import numpy as np
 from backends import keras_layer
 from backends.base import Availability, Backend, Capabilities, Prepared, check_cotangent_shape
 from reference.conv import check_floating
+from reference.formats import numpy_dtype
 from reference.spec import spec_for_arrays
+
+LOW_PRECISION = ("float16", "bfloat16")
+#: the mixed-precision policy of each low-precision dtype, as every Keras backend declares it:
+#: float32 sums, the sum rounded before the bias is added (Keras adds it as a separate op)
+MIXED = dict(compute_precision={d: "float32-per-op" for d in LOW_PRECISION})
+
+
+def dtype_policy(dtype: str) -> str:
+    """The Keras dtype policy a layer runs under for inputs of `dtype`."""
+    return f"mixed_{dtype}" if dtype in LOW_PRECISION else dtype
 
 
 class KerasBackend(Backend):
@@ -75,15 +91,15 @@ class KerasBackend(Backend):
         if kernel.ndim != 5:
             raise ValueError(f"kernel must have rank 5 (kd, kh, kw, C/groups, F); received {kernel.shape}")
         layer = keras.layers.Conv3D(filters=kernel.shape[-1], kernel_size=kernel.shape[:3],
-                                    use_bias=bias is not None, dtype=x.dtype.name,
+                                    use_bias=bias is not None, dtype=dtype_policy(x.dtype.name),
                                     kernel_initializer="zeros", **conv_args)
         layer.build(x.shape)
         if tuple(layer.kernel.shape) != kernel.shape:
             raise ValueError(f"kernel shape {kernel.shape} does not match the layer's "
                              f"{tuple(layer.kernel.shape)}")
-        layer.kernel.assign(kernel)
+        layer.kernel.assign(kernel.astype(layer.kernel.dtype))  # exact: float32 holds either
         if bias is not None:
-            layer.bias.assign(check_floating("bias", bias))
+            layer.bias.assign(check_floating("bias", bias).astype(layer.bias.dtype))
         return keras, layer, keras.ops.convert_to_tensor(x)
 
     def prepare(self, x, kernel, bias=None, **conv_args) -> Prepared:
@@ -108,6 +124,8 @@ class KerasBackend(Backend):
 
         def to_numpy(grads):
             arrays = [np.ascontiguousarray(keras.ops.convert_to_numpy(g)) for g in grads]
+            if x.dtype.name in LOW_PRECISION:  # the float32 variables' gradients, in x's dtype
+                arrays = [arrays[0], *(a.astype(numpy_dtype(x.dtype.name)) for a in arrays[1:])]
             return (*arrays[:2], arrays[2] if bias is not None else None)
 
         return Prepared(run=grad, to_numpy=to_numpy)
@@ -132,9 +150,10 @@ class KerasTensorFlow(KerasBackend):
     name = "keras-tensorflow"
     keras_backend = framework = "tensorflow"
     capabilities = Capabilities(
-        dtypes=("float32", "float64"), flushes_subnormals=True, directions=("forward", "backward"),
-        layer=True, notes=("Keras routes grouped and channels_first convolution through XLA on the CPU",
-               "backward: tf.GradientTape"))
+        dtypes=("float32", "float64", *LOW_PRECISION), flushes_subnormals=True,
+        directions=("forward", "backward"), layer=True, **MIXED,
+        notes=("Keras routes grouped and channels_first convolution through XLA on the CPU",
+               "backward: tf.GradientTape", "float16/bfloat16: the mixed_float16/mixed_bfloat16 policy"))
 
     def _grad_function(self, layer, inputs, cotangent):
         import tensorflow as tf
@@ -151,8 +170,10 @@ class KerasTensorFlow(KerasBackend):
 class KerasTorch(KerasBackend):
     name = "keras-torch"
     keras_backend = framework = "torch"
-    capabilities = Capabilities(dtypes=("float32", "float64"), directions=("forward", "backward"),
-                                layer=True, notes=("backward: torch.autograd",))
+    capabilities = Capabilities(dtypes=("float32", "float64", *LOW_PRECISION),
+                                directions=("forward", "backward"), layer=True, **MIXED,
+                                notes=("backward: torch.autograd",
+                                       "float16/bfloat16: the mixed_float16/mixed_bfloat16 policy"))
 
     def _grad_function(self, layer, inputs, cotangent):
         import torch
@@ -169,11 +190,12 @@ class KerasTorch(KerasBackend):
 class KerasJax(KerasBackend):
     name = "keras-jax"
     keras_backend = framework = "jax"
-    capabilities = Capabilities(dtypes=("float32",), flushes_subnormals=True,
-                                directions=("forward", "backward"), layer=True,
+    capabilities = Capabilities(dtypes=("float32", *LOW_PRECISION), flushes_subnormals=True,
+                                directions=("forward", "backward"), layer=True, **MIXED,
                                 notes=("float64 needs jax_enable_x64, which Keras does not set: "
                                        "a float64 layer computes in float32",
-                                       "backward: jax.vjp of the layer's stateless_call"))
+                                       "backward: jax.vjp of the layer's stateless_call",
+                                       "float16/bfloat16: the mixed_float16/mixed_bfloat16 policy"))
 
     def _grad_function(self, layer, inputs, cotangent):
         import jax

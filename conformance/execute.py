@@ -8,7 +8,7 @@ import numpy as np
 
 from backends.base import activation_output_shape
 from conformance.cases import Case, InvalidCase
-from conformance.judge import judge
+from conformance.judge import REALISTIC, effective_precision, judge, output_problem
 from conformance.judge_grad import judge_grad
 from conformance.known_deviations import known_deviation
 from reference.conv import evaluate
@@ -91,9 +91,12 @@ def run_case(worker: Worker, case: Case, repeats: int = 2) -> Record:
     status, message = verdict.status, verdict.message
     if status != Status.FAIL and not all(bitwise_equal(outcome.outputs[0], o) for o in outcome.outputs):
         status, message = Status.NONDETERMINISTIC, f"{repeats} runs on the same input differ bitwise"
+    effective = (effective_precision(ev, outcome.outputs[0], x, kernel, case.dtype, caps.flushes_subnormals)
+                 if case.data in REALISTIC and not output_problem(outcome.outputs[0], ev.output.shape,
+                                                                  case.dtype) else "")
     return case_record(worker.name, case, status, message, max_ratio=verdict.max_ratio,
-                   zero_fraction=verdict.zero_fraction, seconds=outcome.seconds,
-                   precision=precision, worst=verdict.worst)
+                       zero_fraction=verdict.zero_fraction, seconds=outcome.seconds,
+                       precision=precision, effective=effective, worst=verdict.worst)
 
 
 def refusal_message(outcome) -> str:

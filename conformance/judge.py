@@ -140,6 +140,31 @@ def output_bound(ev: Evaluation, pre_bound: np.ndarray, dtype: str, precision: s
     return _elementwise_activation_bound(name, ev.pre_activation, pre_bound, u_out, eta_out)
 
 
+#: candidate compute precisions for the effective-precision estimate, most precise first
+CANDIDATES = ("float64", "float32", "tf32", "float16", "bfloat16")
+REALISTIC = ("normal", "uniform", "wide")
+
+
+def effective_precision(ev: Evaluation, got: np.ndarray, x: np.ndarray, kernel: np.ndarray, dtype: str,
+                        flushes_subnormals: bool = False) -> str:
+    """The most precise candidate whose bound admits every element of `got` that is finite with a
+    finite reference ("none" when none does, "" when no element is finite): the errors seen are
+    consistent with computing in that precision. A float32 backend that really computes in TF32 or sums in
+    bfloat16 comes out as such once its errors exceed the float32 bound."""
+    got64 = np.asarray(got).astype(np.float64)
+    finite = np.isfinite(got64) & np.isfinite(ev.output)
+    if got64.shape != ev.output.shape or not finite.any():
+        return ""
+    err = np.abs(got64 - ev.output)[finite]
+    for name in CANDIDATES:
+        with np.errstate(all="ignore"):
+            pre = pre_activation_bound(ev, x, kernel, dtype, name, flushes_subnormals)
+            bound = np.broadcast_to(output_bound(ev, pre, dtype, name), ev.output.shape)[finite]
+        if np.all(err <= bound):
+            return name
+    return "none"
+
+
 def _ulps(got: np.ndarray, ref: np.ndarray, dtype: str) -> float:
     with np.errstate(all="ignore"):
         rounded = ref.astype(numpy_dtype(dtype))

@@ -19,9 +19,11 @@ import pandas as pd
 
 from conformance import coverage
 from conformance.cases import Case
+from conformance.judge import CANDIDATES
 from conformance.known_deviations import DEVIATIONS, known_deviation
 from conformance.layer_check import ARGUMENTS
 from reference.activations import ACTIVATIONS
+from reference.formats import FORMATS
 from reference.spec import Conv3DSpec
 from runtime.environment import environment
 from runtime.files import atomic_write, save_figure
@@ -97,6 +99,31 @@ def layer_table(df: pd.DataFrame) -> pd.DataFrame:
             + (f" ({known} known)" if known else ""))
     table = pd.DataFrame(cells).rename_axis("argument")
     return table.reindex([a for a in ARGUMENTS if a in table.index]) if len(table) else table
+
+
+def effective_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per backend and dtype (forward, realistic regimes): the precision it declared and the
+    effective one, the least precise of the per-case estimates (conformance.judge.
+    effective_precision), each with its significand bits. Empty without estimates."""
+    if "effective" not in df:
+        return df[:0]
+    rows = df[(df["direction"] == "forward") & df["effective"].fillna("").ne("")]
+    order = {name: i for i, name in enumerate((*CANDIDATES, "none"))}
+    table = []
+    for (backend, dtype), part in rows.groupby(["backend", "dtype"]):
+        declared = part["precision"].mode().iloc[0]
+        worst = max(part["effective"], key=order.__getitem__)
+        table.append(dict(backend=backend, dtype=dtype, declared=f"{declared} ({_bits(declared)})",
+                          effective=f"{worst} ({_bits(worst)})" if worst != "none" else
+                          "coarser than bfloat16", cases=len(part),
+                          below_declared=int((part["effective"].map(order) > order.get(declared, -1)).sum())))
+    return pd.DataFrame(table)
+
+
+def _bits(precision: str) -> str:
+    f = FORMATS[precision]
+    return f"{f.input_bits} bits" if f.input_bits == f.accumulator_bits else \
+        f"{f.input_bits}-bit inputs, {f.accumulator_bits}-bit sums"
 
 
 HOLES_LISTED = 12  # per backend in summary.md, the first in sorted order
@@ -258,6 +285,13 @@ def _markdown(df: pd.DataFrame, meta: dict, images: list[str], cover: Coverage) 
     if len(layer):
         lines += ["## The whole Keras layer: rows per seed argument (verified / failing)", "",
                   markdown_table(layer), ""]
+    effective = effective_table(df)
+    if len(effective):
+        lines += ["## Effective precision (forward, realistic data)", "",
+                  "The most precise candidate accumulation (" + ", ".join(CANDIDATES) + ") whose "
+                  "bound admits every error a backend made, least precise over its cases, next to "
+                  "what it declared; `below_declared` counts cases whose errors only a coarser "
+                  "precision than the declared one admits.", "", markdown_table(effective), ""]
     if images:
         lines += ["## Error / bound distribution", "", f"![error/bound]({images[0]})", ""]
     failing = df[df["status"].isin(FAILING_VALUES)]
@@ -406,6 +440,9 @@ def _html(df: pd.DataFrame, meta: dict, images: list[str], cover: Coverage) -> s
     if len(layer):
         parts += ["<h2>The whole Keras layer: rows per seed argument (verified / failing)</h2>",
                   _matrix_html(layer)]
+    effective = effective_table(df)
+    if len(effective):
+        parts += ["<h2>Effective precision (forward, realistic data)</h2>", effective.to_html(index=False)]
     parts += [f"<h2>Error / bound</h2><img src='{name}' alt='{name}'>" for name in images
               if name.endswith(".svg")]
     return "\n".join(parts + ["</body></html>"])

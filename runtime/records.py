@@ -91,6 +91,7 @@ class Record:
     rule: str = ""  # the SPEC.md rule an invalid call breaks
     argument: str = ""  # the layer argument a `layer` check row tests (kernel_initializer, ...)
     precision: str = ""  # the compute precision the bound assumed
+    effective: str = ""  # the most precise candidate precision whose bound admits the output
     max_ratio: float | None = None  # worst error / bound
     zero_fraction: float | None = None
     worst: Worst | None = None

@@ -122,3 +122,18 @@ def test_bfloat16_inputs_with_float32_sums_pass_their_declaration_where_gamma_n_
     assert verdict.status == PASS and 0 < verdict.max_ratio < 1, verdict
     assert judge(ev, _bf16(wide), x, w, "float32", "float32").status == FAIL
     assert judge(ev, narrow, x, w, "float32", "bfloat16-float32").status == FAIL
+
+
+def test_effective_precision_names_the_precision_the_errors_need():
+    """Float32 sums come out as float32; the same inputs rounded to TF32's 11 bits first come out
+    no better than tf32 (a float32 backend silently in TF32 shows up before it fails)."""
+    from conformance.judge import effective_precision
+    from reference.formats import numpy_dtype
+
+    ev, x, w, b = _case(data="uniform")
+    assert effective_precision(ev, ev.output.astype(np.float32), x, w, "float32") in ("float64", "float32")
+    tf32 = [np.asarray(a, np.float32).view(np.uint32) & np.uint32(0xFFFFE000) for a in (x, w)]
+    x11, w11 = (t.view(np.float32) for t in tf32)
+    rough = evaluate(x11, w11, b, **SPEC.conv_kwargs()).output.astype(np.float32)
+    assert effective_precision(ev, rough, x, w, "float32") in ("tf32", "float16", "bfloat16")
+    assert effective_precision(ev, rough.astype(numpy_dtype("bfloat16")), x, w, "float32") != "float32"

@@ -16,9 +16,11 @@ def test_zoo_is_big_and_documented():
 # Forward mutants the ci profile takes 7-20 s each to catch on seed 0, hunted by `make mutants` only
 # (so that `make test` stays within 6 minutes on 2 cores); each bug family keeps a faster member
 # here: strides (StrideOnWrongAxis), precision (Float16Accumulation), special values
-# (NaNSwallowingRelu), validation (RejectsKernelLargerThanInput), activations (BiasAfterActivation).
+# (NaNSwallowingRelu), validation (RejectsKernelLargerThanInput), activations (BiasAfterActivation),
+# low precision (BiasAfterRounding, Float32Result).
 MAKE_MUTANTS_ONLY = {"IgnoresStrides", "TF32Inputs", "InfClampedInput", "GeluTanhApproximation",
-                     "AcceptsStrideWithDilation", "SoftmaxOverChannels"}
+                     "AcceptsStrideWithDilation", "SoftmaxOverChannels", "BFloat16Accumulation",
+                     "Float16PartialSumOverflow", "FlushesSubnormalInputs"}
 
 
 def test_every_forward_mutant_is_caught_with_its_expected_status():
@@ -38,3 +40,12 @@ def test_every_forward_mutant_is_caught_with_its_expected_status():
 def test_the_unmutated_base_passes(check):
     records = run_check(Job("conformance.mutants.zoo:Mutant", check, "ci", 1, database=None)).records
     assert records and not [r.repro for r in records if r.status.failing]
+
+
+@pytest.mark.parametrize("check", ["realistic", "extreme"])
+def test_the_unmutated_low_precision_base_passes(check):
+    """bfloat16 in, float32 sums, one rounding: what the low-precision mutants break."""
+    job = Job("conformance.mutants.zoo:LowPrecisionMutant", check, "ci", 1, database=None)
+    records = run_check(job).records
+    assert records and {r.dtype for r in records} == {"bfloat16"}
+    assert not [r.repro for r in records if r.status.failing]

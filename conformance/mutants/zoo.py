@@ -16,6 +16,7 @@ from backends.base import Backend, Capabilities, Prepared
 from backends.im2col import conv3d_channels_last
 from backends.numpy_im2col import DEFAULT_WORKSPACE_BYTES
 from reference.activations import apply_activation
+from reference.formats import finfo, numpy_dtype
 from reference.spec import Conv3DSpec, spec_for_arrays
 from runtime.records import Status
 
@@ -528,6 +529,102 @@ class IgnoresStrides(Mutant):
         return super()._prepare(spec, raw, kernel, bias)
 
 
+class LowPrecisionMutant(Mutant):
+    """The unmutated low-precision base: bfloat16 inputs summed in float32, the activation in
+    float32, one rounding at the end (as numba-direct and numpy-im2col do them, and declare)."""
+
+    capabilities = Capabilities(dtypes=("bfloat16",), compute_precision={"bfloat16": "float32"})
+
+    def _prepare(self, spec, x, kernel, bias) -> Prepared:
+        dtype = x.dtype
+        wide = super()._prepare(spec, x.astype(np.float32), kernel.astype(np.float32),
+                                None if bias is None else bias.astype(np.float32))
+        return Prepared(run=lambda: self.result(wide.run(), dtype), to_numpy=np.ascontiguousarray)
+
+    def result(self, out: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        return out.astype(dtype)
+
+
+def _to(a: np.ndarray, name: str) -> np.ndarray:
+    """`a` rounded to float16 or bfloat16 and back to float32."""
+    return a.astype(numpy_dtype(name)).astype(np.float32)
+
+
+def _tap_by_tap(spec, x, kernel, storage: str) -> np.ndarray:
+    """The pre-bias sum built one kernel tap at a time, the running sum held in `storage`."""
+    acc = None
+    for tap in np.ndindex(*spec.kernel_size):
+        single = np.zeros_like(kernel)
+        single[tap] = kernel[tap]
+        part = _to(_conv(x, single, None, spec), storage)
+        acc = part if acc is None else _to(acc + part, storage)
+    return acc
+
+
+class BFloat16Accumulation(LowPrecisionMutant):
+    """The running sum over kernel taps held in bfloat16 while declaring float32 sums. Exposed by
+    realistic bfloat16 data with several taps: each tap's rounding (2^-9 of the partial sum) adds
+    up past the bound of one final rounding."""
+
+    bug_class = "bfloat16 accumulation while declaring float32"
+
+    def conv(self, spec, x, kernel, bias):
+        acc = _tap_by_tap(spec, x, kernel, "bfloat16")
+        return acc if bias is None else _to(acc + bias, "bfloat16")
+
+
+class Float16PartialSumOverflow(LowPrecisionMutant):
+    """float16 partial sums (declared: float32 sums): a partial sum past 65504 becomes inf though
+    the float32 sum and its rounded result are finite; the rest loses bits tap by tap. Exposed by
+    the large regime, and by realistic data."""
+
+    bug_class = "float16 partial sums that overflow to inf"
+    capabilities = Capabilities(dtypes=("float16",), compute_precision={"float16": "float32"})
+
+    def conv(self, spec, x, kernel, bias):
+        with np.errstate(over="ignore"):
+            acc = _tap_by_tap(spec, x, kernel, "float16")
+            return acc if bias is None else _to(acc + bias, "float16")
+
+
+class BiasAfterRounding(LowPrecisionMutant):
+    """The sum rounded to bfloat16 before the bias is added, then rounded again, while declaring
+    one rounding. Exposed by a bias that cancels most of the sum: the first rounding's error,
+    2^-9 of the sum, is far above 2^-8 of the small result."""
+
+    bug_class = "bias added after the sum was rounded to bfloat16 (two roundings)"
+
+    def conv(self, spec, x, kernel, bias):
+        out = _to(_conv(x, kernel, None, spec), "bfloat16")
+        return out if bias is None else out + bias
+
+
+class Float32Result(LowPrecisionMutant):
+    """The float32 result returned when bfloat16 was asked. Exposed by any case: the output's dtype
+    differs from the input's."""
+
+    bug_class = "float32 output for bfloat16 inputs"
+
+    def result(self, out, dtype):
+        return out
+
+
+class FlushesSubnormalInputs(LowPrecisionMutant):
+    """Subnormal bfloat16 inputs read as zero (denormals-are-zero) without declaring it. Exposed by
+    the subnormal regime, whose inputs straddle bfloat16's smallest normal."""
+
+    bug_class = "subnormals flushed without declaring it"
+
+    def conv(self, spec, x, kernel, bias):
+        tiny = float(finfo("bfloat16").smallest_normal)
+        return super().conv(spec, np.where(np.abs(x) < tiny, 0, x).astype(x.dtype), kernel, bias)
+
+
+LOW_PRECISION_ZOO: tuple[type[Mutant], ...] = (
+    BFloat16Accumulation, Float16PartialSumOverflow, BiasAfterRounding, Float32Result,
+    FlushesSubnormalInputs,
+)
+
 ZOO: tuple[type[Mutant], ...] = (
     FlippedKernel, SameOddCellFirst, SymmetricSameIgnoringStride, SameNegativePadding,
     DilationIgnoredOnW, DilationAsInputStride, StrideOnWrongAxis, GroupsInterleaved,
@@ -537,5 +634,5 @@ ZOO: tuple[type[Mutant], ...] = (
     UninitialisedBorder, AcceptsStrideWithDilation, RejectsKernelLargerThanInput, LastBitNoise,
     OddBatchTailStale, InnermostExtentOneStrided, OddBatchChannelsFirst, ChannelTailBeyondVector,
     LastPartialWBlockStale, DepthwiseMultiplierTransposed, GroupsHalfChannelsSwapped,
-    StridedOddSameOnHFirst, IgnoresStrides,
+    StridedOddSameOnHFirst, IgnoresStrides, *LOW_PRECISION_ZOO,
 )
