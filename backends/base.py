@@ -20,7 +20,8 @@ class Capabilities:
     whether subnormal inputs or results may become zero (XLA and oneDNN CPU code do this).
     host_memory_traced: its workspace is allocated through Python's allocators (NumPy), so
     tracemalloc measures its peak extra memory; framework allocators are invisible to it.
-    directions: "forward" (conv3d) and/or "backward" (conv3d_grad).
+    directions: "forward" (conv3d) and/or "backward" (conv3d_grad); backward_dtypes, when set,
+    the dtypes the backward direction supports (a subset of dtypes).
     layer: the backend is a whole keras.layers.Conv3D whose `layer_probe`s the layer check runs.
     """
 
@@ -35,6 +36,7 @@ class Capabilities:
     host_memory_traced: bool = False
     notes: tuple[str, ...] = ()
     directions: tuple[str, ...] = ("forward",)
+    backward_dtypes: tuple[str, ...] | None = None  # dtypes of the backward direction (None: dtypes)
     layer: bool = False
 
     def precision(self, dtype: str) -> str:
@@ -46,6 +48,8 @@ class Capabilities:
             return f"the {direction} direction is not supported (supports {', '.join(self.directions)})"
         if dtype not in self.dtypes:
             return f"dtype {dtype} not supported (supports {', '.join(self.dtypes)})"
+        if direction == "backward" and self.backward_dtypes is not None and dtype not in self.backward_dtypes:
+            return f"dtype {dtype} not supported backward (supports {', '.join(self.backward_dtypes)})"
         if spec.data_format not in self.data_formats:
             return f"data_format {spec.data_format} not supported"
         if spec.groups > 1 and not self.groups:

@@ -58,10 +58,17 @@ class TensorFlowBackend(Backend):
     name = "tensorflow"
     libraries = ("tensorflow",)
     capabilities = Capabilities(
-        dtypes=("float32", "float64"), flushes_subnormals=True, directions=("forward", "backward"),
+        dtypes=("float32", "float64", "bfloat16", "float16"), flushes_subnormals=True,
+        directions=("forward", "backward"), backward_dtypes=("float32", "float64"),
+        compute_precision={"bfloat16": "float32-per-op", "float16": "float32-per-op"},
         notes=("groups > 1 and channels_first run under XLA (tf.function(jit_compile=True)): TF has "
                "no CPU kernel for grouped 3-D convolution nor for NCDHW float64",
-               "oneDNN and XLA flush subnormals to zero on the CPU"))
+               "oneDNN and XLA flush subnormals to zero on the CPU",
+               "bfloat16 and float16: CPU Conv3D kernels (oneDNN, Eigen) sum in float32; "
+               "BiasAdd is a separate op on the rounded sum",
+               "bfloat16/float16 gradients not declared: in a quick run the bfloat16 filter "
+               "gradient was 4% off and one bfloat16 backward case aborted the process; not yet "
+               "reduced to a standalone reproduction"))
 
     def availability(self) -> Availability:
         if importlib.util.find_spec("tensorflow") is None:

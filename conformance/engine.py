@@ -249,6 +249,8 @@ def _records(job: Job, worker: Worker) -> Iterator[Record]:
         return iter([Record(backend=job.backend, check=job.check, case=f"{job.check}:{direction}",
                             status=Status.UNSUPPORTED, direction=direction,
                             message=f"the {direction} direction is not supported")])
+    if direction == "backward" and caps.backward_dtypes is not None:
+        caps = dataclasses.replace(caps, dtypes=tuple(d for d in caps.dtypes if d in caps.backward_dtypes))
     if job.dtypes:
         kept = tuple(d for d in caps.dtypes if d in job.dtypes)
         if not kept:

@@ -137,3 +137,13 @@ def test_effective_precision_names_the_precision_the_errors_need():
     rough = evaluate(x11, w11, b, **SPEC.conv_kwargs()).output.astype(np.float32)
     assert effective_precision(ev, rough, x, w, "float32") in ("tf32", "float16", "bfloat16")
     assert effective_precision(ev, rough.astype(numpy_dtype("bfloat16")), x, w, "float32") != "float32"
+
+
+def test_a_backend_may_declare_fewer_dtypes_backward():
+    from backends.base import Capabilities
+
+    caps = Capabilities(dtypes=("float32", "bfloat16"), directions=("forward", "backward"),
+                        backward_dtypes=("float32",))
+    assert caps.unsupported(SPEC, "bfloat16", "forward") is None
+    assert "backward" in caps.unsupported(SPEC, "bfloat16", "backward")
+    assert caps.unsupported(SPEC, "float32", "backward") is None
