@@ -149,16 +149,19 @@ def effective_precision(ev: Evaluation, got: np.ndarray, x: np.ndarray, kernel: 
                         flushes_subnormals: bool = False) -> str:
     """The most precise candidate whose bound admits every element of `got` that is finite with a
     finite reference ("none" when none does, "" when no element is finite): the errors seen are
-    consistent with computing in that precision. A float32 backend that really computes in TF32 or sums in
-    bfloat16 comes out as such once its errors exceed the float32 bound."""
+    consistent with computing in that precision. A float32 backend that really computes in TF32 or
+    sums in bfloat16 comes out as such once its errors exceed the float32 bound. Each candidate
+    allows a rounding before the bias add, so per-operation frameworks are not marked down."""
     got64 = np.asarray(got).astype(np.float64)
     finite = np.isfinite(got64) & np.isfinite(ev.output)
     if got64.shape != ev.output.shape or not finite.any():
         return ""
     err = np.abs(got64 - ev.output)[finite]
-    for name in CANDIDATES:
+    for name in CANDIDATES:  # each taken per operation: the estimate is about the sums' bits
         with np.errstate(all="ignore"):
             pre = pre_activation_bound(ev, x, kernel, dtype, name, flushes_subnormals)
+            if not FORMATS[name].per_op:
+                pre = pre + result_roundoff(name, dtype) * ev.abs_sum
             bound = np.broadcast_to(output_bound(ev, pre, dtype, name), ev.output.shape)[finite]
         if np.all(err <= bound):
             return name

@@ -23,7 +23,7 @@ from conformance.judge import CANDIDATES
 from conformance.known_deviations import DEVIATIONS, known_deviation
 from conformance.layer_check import ARGUMENTS
 from reference.activations import ACTIVATIONS
-from reference.formats import FORMATS
+from reference.formats import sum_bits
 from reference.spec import Conv3DSpec
 from runtime.environment import environment
 from runtime.files import atomic_write, save_figure
@@ -102,28 +102,23 @@ def layer_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def effective_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per backend and dtype (forward, realistic regimes): the precision it declared and the
-    effective one, the least precise of the per-case estimates (conformance.judge.
-    effective_precision), each with its significand bits. Empty without estimates."""
+    """Per backend and dtype (forward, realistic data): the declared precision and the effective
+    one, the least precise of the per-case estimates (conformance.judge.effective_precision), each
+    with the bits its sums keep (reference.formats.sum_bits); `below_declared` counts the cases
+    whose errors only fewer bits than declared admit. Empty without estimates."""
     if "effective" not in df:
         return df[:0]
     rows = df[(df["direction"] == "forward") & df["effective"].fillna("").ne("")]
-    order = {name: i for i, name in enumerate((*CANDIDATES, "none"))}
     table = []
     for (backend, dtype), part in rows.groupby(["backend", "dtype"]):
         declared = part["precision"].mode().iloc[0]
-        worst = max(part["effective"], key=order.__getitem__)
-        table.append(dict(backend=backend, dtype=dtype, declared=f"{declared} ({_bits(declared)})",
-                          effective=f"{worst} ({_bits(worst)})" if worst != "none" else
-                          "coarser than bfloat16", cases=len(part),
-                          below_declared=int((part["effective"].map(order) > order.get(declared, -1)).sum())))
-    return pd.DataFrame(table)
-
-
-def _bits(precision: str) -> str:
-    f = FORMATS[precision]
-    return f"{f.input_bits} bits" if f.input_bits == f.accumulator_bits else \
-        f"{f.input_bits}-bit inputs, {f.accumulator_bits}-bit sums"
+        bits = [sum_bits(e, dtype) if e != "none" else 0 for e in part["effective"]]
+        worst = part["effective"].iloc[bits.index(min(bits))]
+        declared_bits = sum_bits(declared, dtype)
+        table.append(dict(backend=f"{backend} {dtype}", declared=f"{declared} ({declared_bits} bits)",
+                          effective=f"{worst} ({min(bits)} bits)" if worst != "none" else "below bfloat16",
+                          cases=len(part), below_declared=sum(b < declared_bits for b in bits)))
+    return pd.DataFrame(table).set_index("backend") if table else df[:0]
 
 
 HOLES_LISTED = 12  # per backend in summary.md, the first in sorted order
@@ -442,7 +437,7 @@ def _html(df: pd.DataFrame, meta: dict, images: list[str], cover: Coverage) -> s
                   _matrix_html(layer)]
     effective = effective_table(df)
     if len(effective):
-        parts += ["<h2>Effective precision (forward, realistic data)</h2>", effective.to_html(index=False)]
+        parts += ["<h2>Effective precision (forward, realistic data)</h2>", effective.to_html()]
     parts += [f"<h2>Error / bound</h2><img src='{name}' alt='{name}'>" for name in images
               if name.endswith(".svg")]
     return "\n".join(parts + ["</body></html>"])

@@ -90,3 +90,11 @@ def result_roundoff(precision: str, dtype: str) -> float:
     """u of one result rounding: the dtype's, or the coarser one `precision` rounds each op to."""
     bits = min(FORMATS[precision].result_bits or significand_bits(dtype), significand_bits(dtype))
     return 2.0 ** -bits
+
+
+def sum_bits(precision: str, dtype: str) -> int:
+    """Significand bits a sum of `dtype` products keeps in `precision`: the accumulator's, or the
+    inputs' when they are rounded to fewer bits than the dtype has."""
+    f = FORMATS[precision]
+    inputs = f.input_bits if f.input_bits < significand_bits(dtype) else f.accumulator_bits
+    return min(f.accumulator_bits, inputs)
