@@ -66,9 +66,10 @@ class TensorFlowBackend(Backend):
                "oneDNN and XLA flush subnormals to zero on the CPU",
                "bfloat16 and float16: CPU Conv3D kernels (oneDNN, Eigen) sum in float32; "
                "BiasAdd is a separate op on the rounded sum",
-               "bfloat16/float16 gradients not declared: in a quick run the bfloat16 filter "
-               "gradient was 4% off and one bfloat16 backward case aborted the process; not yet "
-               "reduced to a standalone reproduction"))
+               "bfloat16/float16 gradients not declared: TF's bfloat16 Conv3D filter gradient is "
+               "wrong (conformance/repros/tensorflow_bf16_conv3d_filter_grad.py) and one bfloat16 "
+               "backward case aborted the process; float16 gradients failed on wide and normal "
+               "data in a quick run, not yet analysed"))
 
     def availability(self) -> Availability:
         if importlib.util.find_spec("tensorflow") is None:

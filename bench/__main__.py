@@ -34,7 +34,8 @@ def parse_args(argv):
     p.add_argument("--backend", action="append", help="registered name, 'all' or module:attr; repeatable")
     p.add_argument("--workloads", default="default", help="quick, default, wide, full or a CSV file")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every CPU backend")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64", "bfloat16", "float16"],
+                   help="input dtype (backends that do not declare it are UNSUPPORTED)")
     p.add_argument("--direction", default="both", choices=["forward", "backward", "both"],
                    help="time conv3d, conv3d_grad (dx, dkernel, dbias) or both (default)")
     p.add_argument("--repeat", type=int, default=5, help="minimum timed runs")

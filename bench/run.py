@@ -15,6 +15,7 @@ from bench.quiet import wait_until_quiet
 from bench.verify import grad_truth_for, truth_for, verify
 from bench.workloads import Workload
 from conformance.execute import refusal_message
+from reference.formats import numpy_dtype
 from reference.spec import Conv3DSpec
 from runtime.data import make_arrays, make_cotangent
 from runtime.records import Record, Status, Timing
@@ -107,7 +108,7 @@ class Bench:
 
     def run(self, workloads: list[Workload], on_record: Callable[[Record], None]) -> None:
         budget = self.settings.memory_budget or int(0.4 * available_memory())
-        itemsize = np.dtype(self.settings.dtype).itemsize
+        itemsize = numpy_dtype(self.settings.dtype).itemsize
         for original in workloads:
             workload, skipped = fit_to_budget(original, budget, itemsize)
             if workload is None:
