@@ -8,7 +8,7 @@ import numpy as np
 
 from backends.base import activation_output_shape
 from conformance.cases import Case, InvalidCase
-from conformance.judge import REALISTIC, effective_precision, judge, output_problem
+from conformance.judge import REALISTIC, effective_precision, judge, output_problem, sum_error
 from conformance.judge_grad import judge_grad
 from conformance.known_deviations import known_deviation
 from reference.conv import evaluate
@@ -76,6 +76,11 @@ def run_case(worker: Worker, case: Case, repeats: int = 2) -> Record:
     if reason:
         return case_record(worker.name, case, Status.UNSUPPORTED, reason)
     precision = caps.precision(case.dtype)
+    terms = max(case.spec.grad_terms) if case.direction == "backward" else case.spec.taps + 1
+    if case.data != "exact" and not np.isfinite(sum_error(terms, precision, case.dtype)):
+        return case_record(worker.name, case, Status.UNSUPPORTED,
+                           f"the declared {precision} admits no error bound for sums of {terms} terms "
+                           "(K*u >= 1): exact regime only")
     x, kernel, bias = make_arrays(case.spec, case.dtype, case.data, case.seed, precision)
     if case.direction == "backward":
         return _run_grad_case(worker, case, x, kernel, bias, precision, repeats)

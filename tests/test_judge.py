@@ -147,3 +147,18 @@ def test_a_backend_may_declare_fewer_dtypes_backward():
     assert caps.unsupported(SPEC, "bfloat16", "forward") is None
     assert "backward" in caps.unsupported(SPEC, "bfloat16", "backward")
     assert caps.unsupported(SPEC, "float32", "backward") is None
+
+
+def test_a_declaration_that_admits_no_bound_keeps_to_the_exact_regime():
+    """bfloat16 sums (u = 2^-8) over 432 taps: gamma_n is infinite, so only exact cases are judged."""
+    from backends.base import Capabilities
+    from conformance.cases import Case
+    from conformance.execute import run_case
+
+    class Declared:  # a worker's declaration; the case is refused before any call
+        name = "declares-bfloat16-sums"
+        memory_cap = None
+        capabilities = Capabilities(dtypes=("float32",), compute_precision={"float32": "bfloat16"})
+
+    record = run_case(Declared(), Case(SPEC, "float32", "normal", 0))
+    assert record.status == Status.UNSUPPORTED and "exact regime only" in record.message
