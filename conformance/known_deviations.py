@@ -48,6 +48,14 @@ DEVIATIONS = (
         "--dtype float64 --data special --seed 0 --direction backward",
         lambda c: _valid(c) and c.direction == "backward" and c.data == "special"),
     Deviation(
+        ("tensorflow", "keras-tensorflow"),
+        "TensorFlow's bfloat16 CPU Conv3D (oneDNN) turns infinite inputs into NaN in outputs that are "
+        "finite or infinite; standalone: conformance/repros/tensorflow_bf16_inf_becomes_nan.py",
+        "python -m conformance --backend tensorflow --case "
+        "'g1_mb2_ic3id5ih6iw8_oc6_kd2kh3kw2_sd1sh1sw1_dd1dh1dw1_same_cl_linear_bias' --dtype bfloat16 "
+        "--data special --seed 0 --direction forward",
+        lambda c: _valid(c) and c.dtype == "bfloat16" and c.data == "special"),
+    Deviation(
         ("torch", "keras-torch"),
         "torch's hardsigmoid backward multiplies by 1/6 rounded to float32 in float64 too "
         "(d/dx hardsigmoid(0.5) = 0.1666666716337204, expected 1/6): float64 gradients are "
@@ -151,9 +159,10 @@ DEVIATIONS = (
         "--data subnormal --seed 0 --direction forward",
         lambda c: _valid(c) and c.spec.activation in ("tanh", "tanh_shrink") and c.data == "subnormal"),
     Deviation(
-        ("torch",),
-        "torch's bfloat16 CPU conv3d (oneDNN, AMX here) treats subnormal inputs as zero and turns "
-        "infinite inputs into NaN in outputs that are finite or infinite; standalone: "
+        ("torch", "keras-torch"),
+        "torch's bfloat16 CPU conv3d (oneDNN, AMX here; keras-torch's mixed_bfloat16 layer runs it) "
+        "treats subnormal inputs as zero and turns infinite inputs into NaN in outputs that are "
+        "finite or infinite; standalone: "
         "conformance/repros/torch_bf16_conv_cpu.py",
         "python -m conformance --backend torch --case "
         "'g1_mb2_ic5id8ih4iw3_oc4_kd4kh2kw3_sd1sh1sw3_dd1dh1dw1_valid_cl_linear_nobias' --dtype bfloat16 "
