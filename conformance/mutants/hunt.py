@@ -20,13 +20,14 @@ import pandas as pd
 from conformance.engine import BACKWARD_CHECKS, CHECKS, Job, run_check
 from conformance.mutants.grad_zoo import GRAD_ZOO
 from conformance.mutants.layer_zoo import LAYER_ZOO
-from conformance.mutants.zoo import ZOO
+from conformance.mutants.zoo import LOW_PRECISION_ZOO, ZOO
 from conformance.profiles import DEFAULT_PROFILE, PROFILES
 from runtime.files import atomic_write
 from runtime.tables import markdown_table
 
 ALL_MUTANTS = (*ZOO, *GRAD_ZOO, *LAYER_ZOO)
-ZOOS = {"all": ALL_MUTANTS, "forward": ZOO, "backward": GRAD_ZOO, "layer": LAYER_ZOO}
+ZOOS = {"all": ALL_MUTANTS, "forward": ZOO, "backward": GRAD_ZOO, "layer": LAYER_ZOO,
+        "low-precision": LOW_PRECISION_ZOO}
 
 
 def hunt(mutant: str, profile: str, seed: int) -> dict:
