@@ -48,6 +48,15 @@ DEVIATIONS = (
         "--dtype float64 --data special --seed 0 --direction backward",
         lambda c: _valid(c) and c.direction == "backward" and c.data == "special"),
     Deviation(
+        ("torch", "tensorflow", "jax", *KERAS),
+        "Keras' squareplus, (x + sqrt(x * x + 4)) / 2, evaluated in float16 overflows x * x for "
+        "|x| >= 256 (inf instead of x; the framework backends compose the same formula); "
+        "standalone: conformance/repros/keras_squareplus_float16.py",
+        "python -m conformance --backend torch --case "
+        "'g1_mb3_ic3id1ih2iw2_oc4_kd1kh2kw2_sd1sh1sw1_dd1dh1dw1_valid_cl_squareplus_nobias' --dtype float16 "
+        "--data wide --seed 0 --direction forward",
+        lambda c: _valid(c) and c.dtype == "float16" and c.spec.activation == "squareplus"),
+    Deviation(
         ("tensorflow", "keras-tensorflow"),
         "TensorFlow's bfloat16 CPU Conv3D (oneDNN) turns infinite inputs into NaN in outputs that are "
         "finite or infinite; standalone: conformance/repros/tensorflow_bf16_inf_becomes_nan.py",
