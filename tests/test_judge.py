@@ -162,3 +162,4 @@ def test_a_declaration_that_admits_no_bound_keeps_to_the_exact_regime():
 
     record = run_case(Declared(), Case(SPEC, "float32", "normal", 0))
     assert record.status == Status.UNSUPPORTED and "exact regime only" in record.message
+
