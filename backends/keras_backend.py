@@ -24,10 +24,9 @@ import numpy as np
 from backends import keras_layer
 from backends.base import Availability, Backend, Capabilities, Prepared, check_cotangent_shape
 from reference.conv import check_floating
-from reference.formats import numpy_dtype
+from reference.formats import LOW_PRECISION, numpy_dtype
 from reference.spec import spec_for_arrays
 
-LOW_PRECISION = ("float16", "bfloat16")
 #: the mixed-precision policy of each low-precision dtype, as every Keras backend declares it:
 #: float32 sums, the sum rounded before the bias is added (Keras adds it as a separate op)
 #: gradients under the mixed policies are not declared yet (the ci run's failures are not analysed)

@@ -11,12 +11,11 @@ from backends import im2col, im2col_grad
 from backends.base import Backend, Capabilities, Prepared, grad_arrays
 from backends.phases import phase
 from reference.activations import apply_activation
+from reference.formats import LOW_PRECISION
 from reference.spec import Conv3DSpec
 
 DEFAULT_WORKSPACE_BYTES = 256 * 2**20
 
-
-LOW_PRECISION = ("float16", "bfloat16")
 #: float16 and bfloat16 inputs are summed in float32 and the result rounded once, at the end
 LOW_PRECISION_CAPABILITIES = dict(dtypes=("float32", "float64", *LOW_PRECISION),
                                   compute_precision={d: "float32" for d in LOW_PRECISION})

@@ -50,6 +50,8 @@ FORMATS = {
 
 #: The formats arrays are stored in (a dtype a caller may pass); the others are compute precisions.
 DTYPES = tuple(name for name, f in FORMATS.items() if f.storage == name)
+#: The 16-bit dtypes, which backends usually sum in a wider precision.
+LOW_PRECISION = ("float16", "bfloat16")
 
 
 def numpy_dtype(name: str) -> np.dtype:
