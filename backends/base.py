@@ -21,7 +21,9 @@ class Capabilities:
     host_memory_traced: its workspace is allocated through Python's allocators (NumPy), so
     tracemalloc measures its peak extra memory; framework allocators are invisible to it.
     directions: "forward" (conv3d) and/or "backward" (conv3d_grad); backward_dtypes, when set,
-    the dtypes the backward direction supports (a subset of dtypes).
+    the dtypes the backward direction supports (a subset of dtypes); backward_precision, the
+    compute precision of the backward direction where it differs from the forward one (a
+    framework's autodiff rounds dz = dy * act'(z) to the dtype before its float32 sums).
     layer: the backend is a whole keras.layers.Conv3D whose `layer_probe`s the layer check runs.
     """
 
@@ -37,9 +39,12 @@ class Capabilities:
     notes: tuple[str, ...] = ()
     directions: tuple[str, ...] = ("forward",)
     backward_dtypes: tuple[str, ...] | None = None  # dtypes of the backward direction (None: dtypes)
+    backward_precision: dict[str, str] = field(default_factory=dict)
     layer: bool = False
 
-    def precision(self, dtype: str) -> str:
+    def precision(self, dtype: str, direction: str = "forward") -> str:
+        if direction == "backward" and dtype in self.backward_precision:
+            return self.backward_precision[dtype]
         return self.compute_precision.get(dtype, dtype)
 
     def unsupported(self, spec: Conv3DSpec, dtype: str, direction: str = "forward") -> str | None:

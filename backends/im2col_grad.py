@@ -7,7 +7,9 @@ With dz = dy * act'(z) (z recomputed by the caller's forward pass), per tap t an
   positions tap t read (strided, dilated), padding cropped;
 - dbias = dz summed over batch and space.
 Everything stays in the input dtype (the float32 bound applies). dkernel takes as many taps at
-once as WORKSPACE_BYTES of columns hold (one GEMM per group for them); col2im goes tap by tap.
+once as WORKSPACE_BYTES of columns hold (one GEMM for them); col2im goes tap by tap. With groups,
+both work on a group-major copy (G, N, D, H, W, C/G) tap by tap: a tap-major column of C/G
+channels per group is too narrow a run to copy fast.
 """
 
 from __future__ import annotations
@@ -63,13 +65,21 @@ def kernel_grad(xp, x_cl, dz, spec: Conv3DSpec, workspace_bytes: int = WORKSPACE
     """dkernel (kd, kh, kw, C/groups, F) = sum over batch and outputs of x (padded) times dz: one
     GEMM per group for as many taps as the workspace holds columns of (few, large products), or
     one for every tap when `cols` (from `all_columns`) are given."""
-    dz_g = _grouped(dz, spec.groups)  # (G, M, Fg)
+    dz_g = xp.ascontiguousarray(_grouped(dz, spec.groups))  # (G, M, Fg)
     dkernel = xp.empty((*spec.kernel_size, spec.in_channels // spec.groups, spec.filters), dz.dtype)
     # a small product on one BLAS thread: a second one would go on spinning after the call,
     # taking the core from whatever parallel kernel comes next (numba-direct's)
     with threadpool_limits(1 if spec.flops // 2 < SMALL_GEMM_MACS else None, user_api="blas"):
         if cols is not None:
             _store_taps(xp.matmul(cols.swapaxes(1, 2), dz_g), list(np.ndindex(*spec.kernel_size)), dkernel)
+        elif spec.groups > 1:  # group-major: each tap's columns one contiguous copy, not C/G-wide runs
+            xpad = padded_input(xp, x_cl, spec)
+            xpad = xp.ascontiguousarray(xp.moveaxis(
+                xpad.reshape(*xpad.shape[:4], spec.groups, -1), 4, 0))  # (G, N, Dp, Hp, Wp, Cg)
+            for tap in np.ndindex(*spec.kernel_size):
+                read = xp.ascontiguousarray(xpad[(slice(None), *tap_slices(spec, tap))])
+                _store_taps(xp.matmul(read.reshape(spec.groups, -1, read.shape[-1]).swapaxes(1, 2), dz_g),
+                            [tap], dkernel)
         else:
             xpad = padded_input(xp, x_cl, spec)
             for chunk in _tap_chunks(spec, dz.dtype.itemsize, workspace_bytes):
@@ -78,17 +88,23 @@ def kernel_grad(xp, x_cl, dz, spec: Conv3DSpec, workspace_bytes: int = WORKSPACE
 
 
 def columns(xp, xpad, spec: Conv3DSpec, taps: list[tuple[int, ...]]):
-    """The padded input's values read by `taps`, per group: (G, M, len(taps) * Cg), tap-major."""
+    """The padded input's values read by `taps`, per group: (G, M, len(taps) * Cg), tap-major,
+    each tap's values copied once, straight into place."""
     groups, cg = spec.groups, spec.in_channels // spec.groups
-    cols = xp.stack([xpad[tap_slices(spec, tap)] for tap in taps], axis=-2)  # (N, Do, Ho, Wo, T, C)
-    cols = cols.reshape(-1, len(taps), groups, cg).transpose(2, 0, 1, 3)  # (G, M, T, Cg)
+    cols = xp.empty((groups, spec.batch, *spec.output_spatial, len(taps), cg), xpad.dtype)
+    for i, tap in enumerate(taps):
+        read = xpad[tap_slices(spec, tap)]  # (N, Do, Ho, Wo, C)
+        cols[..., i, :] = xp.moveaxis(read.reshape(*read.shape[:4], groups, cg), 4, 0)
     return cols.reshape(groups, -1, len(taps) * cg)
 
 
 def all_columns(xp, x_cl, spec: Conv3DSpec, workspace_bytes: int = WORKSPACE_BYTES):
-    """`columns` of every tap at once, or None when they exceed the workspace."""
+    """`columns` of every tap at once, or None when they exceed the workspace or there are groups
+    (kernel_grad goes group-major then)."""
     chunks = _tap_chunks(spec, x_cl.dtype.itemsize, workspace_bytes)
-    return columns(xp, padded_input(xp, x_cl, spec), spec, chunks[0]) if len(chunks) == 1 else None
+    if len(chunks) > 1 or spec.groups > 1:
+        return None
+    return columns(xp, padded_input(xp, x_cl, spec), spec, chunks[0])
 
 
 def pre_activation_from_columns(xp, cols, kernel, bias, spec: Conv3DSpec):
@@ -114,28 +130,33 @@ def padded_input(xp, x_cl, spec: Conv3DSpec):
     return xp.pad(x_cl, ((0, 0), *spec.pads, (0, 0)))
 
 
-def _added_at_taps(xp, spec: Conv3DSpec, dtype, tap_values: Callable[[tuple[int, int, int]], object]):
-    """dx (channels last): for every tap, tap_values(tap) (N, Do, Ho, Wo, C) added where that tap
-    read the padded input, padding cropped."""
+def _added_at_taps(xp, spec: Conv3DSpec, dtype, tap_values: Callable[[tuple[int, int, int]], object],
+                   groups: int = 1):
+    """dx (channels last): for every tap, tap_values(tap) added where that tap read the padded
+    input, padding cropped. tap_values gives (N, Do, Ho, Wo, C), or with `groups` > 1 the
+    group-major (G, N, Do, Ho, Wo, C/G), summed group-major and reordered once at the end."""
     (d0, d1), (h0, h1), (w0, w1) = spec.pads
     d, h, w = spec.in_spatial
-    dxpad = xp.zeros((spec.batch, d + d0 + d1, h + h0 + h1, w + w0 + w1, spec.in_channels), dtype)
+    padded = (spec.batch, d + d0 + d1, h + h0 + h1, w + w0 + w1)
+    dxpad = xp.zeros((groups, *padded, spec.in_channels // groups), dtype)
     for tap in np.ndindex(*spec.kernel_size):
-        dxpad[tap_slices(spec, tap)] += tap_values(tap)
-    return dxpad[:, d0:d0 + d, h0:h0 + h, w0:w0 + w]
+        dxpad[(slice(None), *tap_slices(spec, tap))] += tap_values(tap)
+    dx = dxpad[:, :, d0:d0 + d, h0:h0 + h, w0:w0 + w]
+    return dx[0] if groups == 1 else xp.moveaxis(dx, 0, -2).reshape(*dx.shape[1:5], spec.in_channels)
 
 
 def input_grad_col2im(xp, kernel, dz, spec: Conv3DSpec):
-    """dx (channels last): each tap's dz @ kernel[t]^T added where the tap read, padding cropped."""
+    """dx (channels last): each tap's dz @ kernel[t]^T added where the tap read, padding cropped
+    (group-major while summing when there are groups, so every add is a contiguous run)."""
     groups, cg = spec.groups, spec.in_channels // spec.groups
-    dz_g = _grouped(dz, groups)  # (G, M, Fg)
+    dz_g = xp.ascontiguousarray(_grouped(dz, groups))  # (G, M, Fg)
 
     def dcols(tap):
         w_g = kernel[tap].reshape(cg, groups, -1).swapaxes(0, 1)  # (G, Cg, Fg)
-        return xp.matmul(dz_g, w_g.swapaxes(1, 2)).swapaxes(0, 1).reshape(  # (G, M, Cg) -> channels last
-            spec.batch, *spec.output_spatial, spec.in_channels)
+        product = xp.matmul(dz_g, w_g.swapaxes(1, 2))  # (G, M, Cg)
+        return product.reshape(*(() if groups == 1 else (groups,)), spec.batch, *spec.output_spatial, cg)
 
-    return _added_at_taps(xp, spec, dz.dtype, dcols)
+    return _added_at_taps(xp, spec, dz.dtype, dcols, groups)
 
 
 def depthwise_input_grad(xp, kernel, dz, spec: Conv3DSpec):

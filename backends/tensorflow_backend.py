@@ -59,17 +59,17 @@ class TensorFlowBackend(Backend):
     libraries = ("tensorflow",)
     capabilities = Capabilities(
         dtypes=("float32", "float64", "bfloat16", "float16"), flushes_subnormals=True,
-        directions=("forward", "backward"), backward_dtypes=("float32", "float64"),
+        directions=("forward", "backward"),
         compute_precision={"bfloat16": "float32-per-op", "float16": "float32-per-op"},
         notes=("groups > 1 and channels_first run under XLA (tf.function(jit_compile=True)): TF has "
                "no CPU kernel for grouped 3-D convolution nor for NCDHW float64",
                "oneDNN and XLA flush subnormals to zero on the CPU",
                "bfloat16 and float16: CPU Conv3D kernels (oneDNN, Eigen) sum in float32; "
                "BiasAdd is a separate op on the rounded sum",
-               "bfloat16/float16 gradients not declared: TF's bfloat16 Conv3D filter gradient is "
-               "wrong (conformance/repros/tensorflow_bf16_conv3d_filter_grad.py) and one bfloat16 "
-               "backward case aborted the process; float16 gradients failed on wide and normal "
-               "data in a quick run, not yet analysed"))
+               "bfloat16/float16 gradients: dz in the dtype, float32 sums (float32-per-op); known "
+               "deviations: the bfloat16 Conv3D filter gradient "
+               "(conformance/repros/tensorflow_bf16_conv3d_filter_grad.py) and the bfloat16 bias "
+               "gradient summed in bfloat16"))
 
     def availability(self) -> Availability:
         if importlib.util.find_spec("tensorflow") is None:

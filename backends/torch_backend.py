@@ -79,13 +79,14 @@ class TorchBackend(Backend):
     allow_tf32 = False
     capabilities = Capabilities(
         dtypes=("float32", "float64", "bfloat16", "float16"), devices=("cpu",),
-        directions=("forward", "backward"), backward_dtypes=("float32", "float64"),
+        directions=("forward", "backward"),
         compute_precision={"bfloat16": "float32", "float16": "float32"},
+        backward_precision={"bfloat16": "float32-per-op", "float16": "float32-per-op"},
         notes=("channels_last input runs in channels_last_3d memory format",
                "asymmetric 'same' padding by F.pad",
                "bfloat16 and float16: oneDNN sums in float32 and rounds the result",
-               "bfloat16/float16 gradients not declared yet: the ci run showed a wrong bfloat16 "
-               "weight gradient (a known deviation) and float16 failures not yet analysed"))
+               "bfloat16/float16 gradients: autograd rounds dz = dy * act'(z) to the dtype, then "
+               "float32 sums (float32-per-op)"))
 
     def availability(self) -> Availability:
         if importlib.util.find_spec("torch") is None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from bench.report import compare, write_report
 from bench.run import Bench, Settings
 from bench.workloads import load
+from reference.formats import DTYPES
 from runtime.environment import environment
 from runtime.files import atomic_write
 from runtime.interrupts import Interrupted, Interrupts
@@ -28,14 +29,24 @@ from runtime.tables import frame, save_csv
 from runtime.timing import gemm_peak, wide_gemm_peak
 
 
+def _dtypes(text: str) -> tuple[str, ...]:
+    dtypes = tuple(dict.fromkeys(d.strip() for d in text.split(",") if d.strip()))
+    unknown = [d for d in dtypes if d not in DTYPES]
+    if unknown or not dtypes:
+        raise argparse.ArgumentTypeError(f"unknown dtype {', '.join(unknown) or repr(text)} "
+                                         f"(choose from {', '.join(DTYPES)})")
+    return dtypes
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", action="append", help="registered name, 'all' or module:attr; repeatable")
     p.add_argument("--workloads", default="default", help="quick, default, wide, full or a CSV file")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every CPU backend")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64", "bfloat16", "float16"],
-                   help="input dtype (backends that do not declare it are UNSUPPORTED)")
+    p.add_argument("--dtype", default="float32", type=_dtypes,
+                   help="input dtype, or several side by side: float32,bfloat16 (each layer timed in "
+                        "each, one after the other; backends that do not declare one are UNSUPPORTED)")
     p.add_argument("--direction", default="both", choices=["forward", "backward", "both"],
                    help="time conv3d, conv3d_grad (dx, dkernel, dbias) or both (default)")
     p.add_argument("--repeat", type=int, default=5, help="minimum timed runs")
@@ -65,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
-    settings = Settings(dtype=args.dtype, threads=args.threads, min_repeats=args.repeat,
+    settings = Settings(dtypes=args.dtype, threads=args.threads, min_repeats=args.repeat,
                         min_seconds=args.min_time, memory_budget=int(args.memory_budget_gib * 2**30),
                         rounds=args.rounds,
                         directions=("forward", "backward") if args.direction == "both" else (args.direction,))
@@ -74,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
           + (f" ({wide_peak:.1f} with AVX-512 kernels)" if wide_peak else "")
           + f"; {len(workloads)} workloads x {len(backends)} backends", file=sys.stderr)
     meta = dict(command="python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-                peak_gflops=peak, wide_peak_gflops=wide_peak, threads=args.threads, dtype=args.dtype,
+                peak_gflops=peak, wide_peak_gflops=wide_peak, threads=args.threads, dtypes=list(args.dtype),
                 min_repeats=args.repeat, min_seconds=args.min_time, rounds=args.rounds,
                 directions=list(settings.directions),
                 environment=environment(),
@@ -85,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    runs = len(workloads) * len(backends) * len(settings.directions)
+    runs = len(workloads) * len(backends) * len(settings.directions) * len(settings.dtypes)
     bar = tqdm(total=runs, unit="run", file=sys.stderr, dynamic_ncols=True)
 
     def on_record(record: Record) -> None:
@@ -93,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         save_csv(frame(records), args.out / "results.csv")  # every result kept as it comes
         done = (f"{record.timing.gflops:.1f} GFLOP/s" if record.timing and record.timing.gflops
                 else record.message[:80])
-        bar.write(f"{record.case[:42]:<42} {record.direction:<8} {record.backend:<17} "
+        bar.write(f"{record.case[:42]:<42} {record.direction:<8} {record.dtype:<8} {record.backend:<17} "
                   f"{record.status:<11} {done}")
         bar.update(1)
 

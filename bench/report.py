@@ -256,10 +256,35 @@ def _wide_peak_lines(meta: dict) -> list[str]:
             ""]
 
 
+def dtype_section(df: pd.DataFrame, dtypes: list[str]) -> list[str]:
+    """Each further dtype against the first, per direction: verified median time in it divided by
+    the median time in the first (same run, same layer, same backend), and the geometric mean."""
+    ok, first = verified(df), dtypes[0]
+    lines = [f"## Other dtypes against {first}", "",
+             f"Median time per call in each dtype divided by the median time in {first}, "
+             "the same layer and backend in the same run (below 1: faster). Rows with either "
+             "time missing (unsupported, failed) are left out.", ""]
+    for dtype in dtypes[1:]:
+        for direction in ("forward", "backward"):
+            times = [ok[(ok["dtype"] == d) & (ok["direction"] == direction)].pivot_table(
+                index="workload", columns="backend", values="median_s") for d in (dtype, first)]
+            ratio = (times[0] / times[1]).dropna(how="all").dropna(axis=1, how="all")
+            if ratio.empty:
+                continue
+            ratio.loc["geometric mean"] = np.exp(np.log(ratio).mean())
+            lines += [f"### {dtype} / {first}, {direction}", "", markdown_table(ratio.round(2)), ""]
+    return lines
+
+
 def write_report(out: Path, baseline: str = "best-framework") -> Path:
-    """summary.md/html and the plots, drawn from out/results.csv and out/meta.json."""
+    """summary.md/html and the plots, drawn from out/results.csv and out/meta.json: the tables
+    and plots of the first dtype, then the other dtypes' times against it."""
     out = Path(out)
     everything, meta = load_results(out / "results.csv"), json.loads((out / "meta.json").read_text())
+    dtypes = meta.get("dtypes") or [meta.get("dtype", "float32")]
+    compared = everything
+    if "dtype" in everything and len(dtypes) > 1:
+        everything = everything[everything["dtype"] == dtypes[0]]
     df = everything[everything["direction"] == "forward"]
     peak_label = f"fraction of measured GEMM peak ({meta['peak_gflops']:.0f} GFLOP/s)"
     images = (_bars(df, "gflops", "GFLOP/s (dense count, median)", out, "gflops")
@@ -269,6 +294,8 @@ def write_report(out: Path, baseline: str = "best-framework") -> Path:
     fraction = verified(df).pivot_table(index="workload", columns="backend",
                                         values="fraction_of_peak").round(2)
     lines = ["# Benchmark report", "",
+             *([f"Tables and plots: {dtypes[0]}; {', '.join(dtypes[1:])} against it at the end.", ""]
+               if len(dtypes) > 1 else []),
              *([f"**INCOMPLETE: {meta['interrupted']}.**", ""] if meta.get("interrupted") else []),
              f"`{meta.get('command', '')}`", "",
              f"Machine GEMM peak (float32, NumPy BLAS, {meta['threads']} threads): "
@@ -289,8 +316,10 @@ def write_report(out: Path, baseline: str = "best-framework") -> Path:
     lines += conversion_lines(everything)
     lines += [f"![{name}]({name})" for name in images if name.endswith(".png")]
     lines += ["", *backward_section(everything)]
-    problems = everything[~everything["status"].isin(VERIFIED_VALUES)][
-        ["workload", "direction", "backend", "status", "message"]]
+    if len(dtypes) > 1:
+        lines += ["", *dtype_section(compared, dtypes)]
+    problems = compared[~compared["status"].isin(VERIFIED_VALUES)][
+        ["workload", "direction", *(["dtype"] if len(dtypes) > 1 else []), "backend", "status", "message"]]
     if len(problems):
         lines += ["", "## Not timed", "", markdown_table(problems.set_index("workload"))]
     notes = df[df["note"].fillna("") != ""][["workload", "note"]].drop_duplicates()

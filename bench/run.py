@@ -29,7 +29,7 @@ WORKSPACE_ALLOWANCE = 256 * 2**20  # what an im2col-style backend may add on top
 
 @dataclass(frozen=True)
 class Settings:
-    dtype: str = "float32"
+    dtypes: tuple[str, ...] = ("float32",)  # each layer is timed in each, one after the other
     threads: int = os.cpu_count() or 1
     min_repeats: int = 5
     min_seconds: float = 1.0
@@ -72,10 +72,10 @@ def fit_to_budget(workload: Workload, budget: int, itemsize: int) -> tuple[Workl
 
 
 def _record(workload: Workload, backend: str, settings: Settings, status: Status, message: str = "",
-            direction: str = "forward", **extra) -> Record:
+            direction: str = "forward", dtype: str = "float32", **extra) -> Record:
     return Record(backend=backend, check="bench", case=workload.name, status=status, message=message,
                   direction=direction,
-                  dtype=settings.dtype, descriptor=workload.spec.descriptor, group=workload.group,
+                  dtype=dtype, descriptor=workload.spec.descriptor, group=workload.group,
                   sweep=workload.sweep, sweep_value=workload.sweep_value, note=workload.note,
                   threads=settings.threads, **extra)
 
@@ -108,44 +108,48 @@ class Bench:
 
     def run(self, workloads: list[Workload], on_record: Callable[[Record], None]) -> None:
         budget = self.settings.memory_budget or int(0.4 * available_memory())
-        itemsize = numpy_dtype(self.settings.dtype).itemsize
+        itemsize = max(numpy_dtype(dtype).itemsize for dtype in self.settings.dtypes)
         for original in workloads:
             workload, skipped = fit_to_budget(original, budget, itemsize)
-            if workload is None:
+            for dtype in self.settings.dtypes:  # the dtypes of one layer timed one after the other
                 for direction in self.settings.directions:
-                    for name in self.backends:
-                        on_record(_record(original, name, self.settings, Status.SKIPPED, skipped, direction))
-                continue
-            spec = workload.spec
-            x, kernel, bias = make_arrays(spec, self.settings.dtype, "normal", self.settings.seed)
-            for direction in self.settings.directions:
-                dy = None
-                if direction == "backward":
-                    dy = make_cotangent(spec, spec.output_shape, self.settings.dtype, "normal",
-                                        self.settings.seed)
-                    truth = grad_truth_for(spec, x, kernel, bias, dy)
-                else:
-                    truth = truth_for(spec, x, kernel, bias)
-                for record in self._interleaved(workload, truth, x, kernel, bias, dy):
-                    on_record(record)
+                    if workload is None:
+                        for name in self.backends:
+                            on_record(_record(original, name, self.settings, Status.SKIPPED, skipped,
+                                              direction, dtype))
+                    else:
+                        for record in self._direction(workload, dtype, direction):
+                            on_record(record)
+
+    def _direction(self, workload: Workload, dtype: str, direction: str) -> list[Record]:
+        spec = workload.spec
+        x, kernel, bias = make_arrays(spec, dtype, "normal", self.settings.seed)
+        dy = None
+        if direction == "backward":
+            dy = make_cotangent(spec, spec.output_shape, dtype, "normal", self.settings.seed)
+            truth = grad_truth_for(spec, x, kernel, bias, dy)
+        else:
+            truth = truth_for(spec, x, kernel, bias)
+        return self._interleaved(workload, truth, x, kernel, bias, dy)
 
     def _interleaved(self, workload: Workload, truth, x, kernel, bias, dy=None) -> list[Record]:
         """Every backend's record for one workload and direction. Each backend is timed in
         `rounds` rounds of min_seconds / rounds, the backends taking turns, so a change in the
         machine's load over the run (another tenant, a clock change) falls on all of them alike;
         every round's output is verified and the timing is the summary of all rounds' runs."""
-        direction = "forward" if dy is None else "backward"
+        direction, dtype = "forward" if dy is None else "backward", x.dtype.name
         records: dict[str, Record] = {}  # backends done: unsupported, crashed or judged
         results: dict[str, list[dict]] = {}  # the rounds of the backends still being timed
 
         def record(name: str, status: Status, message: str = "", **extra) -> Record:
-            return _record(workload, name, self.settings, status, message, direction, truth=truth.source,
+            return _record(workload, name, self.settings, status, message, direction, dtype,
+                           truth=truth.source,
                            **extra)
 
         for name in self.backends:
             worker = self._worker(name)
             reason = worker if isinstance(worker, str) else worker.capabilities.unsupported(
-                workload.spec, self.settings.dtype, direction)
+                workload.spec, dtype, direction)
             if reason:
                 records[name] = record(name, Status.UNSUPPORTED, reason)
             else:
@@ -176,8 +180,9 @@ class Bench:
         """The record of one backend's rounds: the worst verdict of their outputs, the timing of
         all their runs (prepare and first-call latency, memory and settling from the first)."""
         caps = self._worker(name).capabilities
-        precision = caps.precision(self.settings.dtype)
-        verdicts = [verify(truth, result.pop("output"), x, kernel, self.settings.dtype, precision,
+        dtype = x.dtype.name
+        precision = caps.precision(dtype, direction)
+        verdicts = [verify(truth, result.pop("output"), x, kernel, dtype, precision,
                            caps.flushes_subnormals) for result in rounds]
         verdict = next((v for v in verdicts if not v.status.verified), verdicts[0])
         first = rounds[0]

@@ -75,7 +75,7 @@ def run_case(worker: Worker, case: Case, repeats: int = 2) -> Record:
         case.spec, case.dtype, worker.memory_cap)
     if reason:
         return case_record(worker.name, case, Status.UNSUPPORTED, reason)
-    precision = caps.precision(case.dtype)
+    precision = caps.precision(case.dtype, case.direction)
     terms = max(case.spec.grad_terms) if case.direction == "backward" else case.spec.taps + 1
     if case.data != "exact" and not np.isfinite(sum_error(terms, precision, case.dtype)):
         return case_record(worker.name, case, Status.UNSUPPORTED,

@@ -4,7 +4,9 @@ reference (VERIFICATION.md §7).
 Derivation. Let u be the unit roundoff of the declared compute precision, u_out that of the
 output dtype, eta the compute format's smallest subnormal.
 1. The backend evaluates act' at its own pre-activation z_b, which the forward bound B_z
-   (conformance.judge.pre_activation_bound) places in [z - B_z, z + B_z]. So the correct
+   (conformance.judge.pre_activation_bound) places in [z - B_z, z + B_z], widened by
+   ACTIVATION_ULPS * u_out * |z| for the activation's own ops before a kink is tested (a clamp of
+   (x + 1) / 2 rounded in bfloat16 moves the kink at 1 by an ulp). So the correct
    act'(z_b) lies in [lo, hi] = reference.derivatives.derivative_range(act, z - B_z, z + B_z):
    both one-sided limits at a kink inside the interval, any value between (a subgradient).
    Its own evaluation of act' adds V = ACTIVATION_ULPS * u_out * max(1, M), M = max(|lo|, |hi|):
@@ -15,6 +17,10 @@ output dtype, eta the compute format's smallest subnormal.
        |dz_b| <= M_dz = |dy| * (M + V) * (1 + u) + eta
    with d the reference's act'(z) (2^-49 |dz| covers the reference's own float64 evaluation).
    The linear activation has dz = dy exactly (E_dz = 0). Axis activations: see `_axis_dz_error`.
+   A per-op precision (a framework's autodiff on float16/bfloat16 tensors) evaluates act' and the
+   product in the dtype and stores dz in it: u is the dtype's, eta its smallest subnormal, and the
+   stored dz adds u M_dz + eta to E_dz (M_dz grows by the same), and a dz that may overflow the
+   dtype is unknown (infinite E_dz); the sums of step 2 stay in the declared accumulator.
 2. Each gradient element is a sum of n products a*b in which one factor is a dz (or 1 for dbias)
    and the other exact (w for dx, x for dkernel): n = kd*kh*kw*F/groups for dx, N*Do*Ho*Wo for
    dkernel and dbias. With a perturbed dz and a sum of n rounded terms (Higham, Thm 3.1):
@@ -52,7 +58,7 @@ from conformance.judge import (
 )
 from reference.activations import ACTIVATIONS
 from reference.derivatives import DERIVATIVES, derivative_range
-from reference.formats import finfo, unit_roundoff
+from reference.formats import FORMATS, finfo, result_roundoff, unit_roundoff
 from reference.grad import GradEvaluation
 from runtime.records import Status
 
@@ -132,15 +138,18 @@ def dz_error(ev: GradEvaluation, x, kernel, dtype: str, precision: str, flushes:
     and how large it may be. `z_extra`: the reference z's own error, when it is not exact (the
     bench's float64 truth)."""
     spec, name = ev.spec, ev.spec.activation
-    u = unit_roundoff(precision)
-    eta = float(finfo(precision).smallest_subnormal)
-    tiny = float(finfo(precision).smallest_normal) if flushes else 0.0
+    per_op = FORMATS[precision].per_op
+    # a per-op backend computes act' and dz in the dtype: each op rounds to it, then dz is stored
+    u = result_roundoff(precision, dtype) if per_op else unit_roundoff(precision)
+    eta = float(finfo(dtype if per_op else precision).smallest_subnormal)
+    tiny = float(finfo(dtype if per_op else precision).smallest_normal) if flushes else 0.0
     if name in (None, "linear"):
         return np.zeros_like(ev.dz) + tiny, np.abs(ev.dy)
-    bz = np.zeros_like(ev.forward.pre_activation) if exact else pre_activation_bound(
-        ev.forward, x, kernel, dtype, precision, flushes) + z_extra
     slack = 0.0 if _piecewise_constant(name) else ACTIVATION_ULPS * unit_roundoff(dtype)
     z, dy_api = ev.forward.pre_activation, _api(ev.dy, spec.channels_last)
+    # the activation's own ops (x + 1 before a clamp) move the point its kinks are tested at
+    bz = np.zeros_like(z) if exact else pre_activation_bound(
+        ev.forward, x, kernel, dtype, precision, flushes) + z_extra + slack * np.abs(z)
     if ACTIVATIONS[name].axis:
         error, magnitude = _axis_dz_error(name, z, bz, dy_api, u, slack, eta)
     else:
@@ -148,9 +157,14 @@ def dz_error(ev: GradEvaluation, x, kernel, dtype: str, precision: str, flushes:
             name, z, bz, dy_api, _api(ev.dz, spec.channels_last), *((0.0, slack, 0.0, 0.0) if exact
                                                                    else (u, slack, eta, 2.0**-49)))
     # where the forward partial sums may overflow the compute format, z_b is unknown
-    overflow = ev.forward.abs_sum * (1 + gamma(spec.taps + 1, u)) >= float(finfo(precision).max)
+    # (and, per op, the dtype that holds z)
+    z_max = float(finfo(dtype if per_op else precision).max)
+    overflow = ev.forward.abs_sum * (1 + gamma(spec.taps + 1, unit_roundoff(precision))) >= z_max
     if name in ACTIVATIONS and ACTIVATIONS[name].axis:
         overflow = np.broadcast_to(np.any(overflow, axis=-1, keepdims=True), overflow.shape)
+    if per_op and not exact:  # dz rounded to the dtype: u |dz| more; it may underflow, or overflow
+        error, magnitude = error + u * magnitude + eta, magnitude * (1 + u) + eta
+        error = np.where(magnitude >= float(finfo(dtype).max), np.inf, error)  # and be unknown
     error = np.where(np.isfinite(z) & np.isfinite(error) & ~overflow, error, np.inf) + tiny
     return _cl(error, spec.channels_last), _cl(magnitude, spec.channels_last)
 

@@ -40,6 +40,26 @@ def _non_integer_tuple(case) -> bool:
 
 DEVIATIONS = (
     Deviation(
+        ("jax", "keras-jax"),
+        "JAX on the CPU sums the gradient of a broadcast bias add in float16/bfloat16 itself (each "
+        "partial sum rounded to the dtype), where its convolution sums in float32: dbias comes out "
+        "ulps from the correctly rounded sum, even of 3 terms; standalone: "
+        "conformance/repros/jax_bias_grad_low_precision.py",
+        "python -m conformance --backend jax --case "
+        "'g1_mb3_ic1id1ih1iw3_oc1_kd1kh1kw1_sd1sh1sw1_dd1dh1dw1_valid_cl_linear_bias' --dtype bfloat16 "
+        "--data normal --seed 1 --direction backward",
+        lambda c: _valid(c) and c.direction == "backward" and c.dtype in ("float16", "bfloat16")
+        and c.spec.use_bias),
+    Deviation(
+        ("tensorflow", "keras-tensorflow"),
+        "TensorFlow on the CPU sums the gradient of a bias add in bfloat16 itself (partial sums "
+        "rounded to bfloat16; float16 sums in float32): dbias comes out ulps from the correctly "
+        "rounded sum; standalone: conformance/repros/tensorflow_bias_grad_low_precision.py",
+        "python -m conformance --backend tensorflow --case "
+        "'g1_mb2_ic3id5ih6iw8_oc6_kd2kh3kw2_sd1sh2sw1_dd1dh1dw1_same_cl_linear_bias' --dtype bfloat16 "
+        "--data normal --seed 0 --direction backward",
+        lambda c: _valid(c) and c.direction == "backward" and c.dtype == "bfloat16" and c.spec.use_bias),
+    Deviation(
         ("tensorflow", "keras-tensorflow"),
         "TensorFlow's CPU filter gradient lets 0 * inf in one kernel tap make other taps NaN "
         "(x = [-0, 0.237; -inf, -0.672], dy = [0.349; -0]: dkernel[1] = 0.0827, TF gives NaN)",

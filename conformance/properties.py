@@ -266,8 +266,9 @@ def check_property(worker: Worker, name: str, problem: Problem, dtype: str, seed
         k = max(k, problem.batch * int(np.prod(problem.spatial)), 27 * problem.filters)
     if direction not in caps.directions:
         return record(Status.UNSUPPORTED, f"the {direction} direction is not supported")
-    if dtype not in caps.dtypes or k >= 2 ** FORMATS[caps.precision(dtype)].exact_bits:
-        held = dtype if caps.precision(dtype) == dtype else f"{dtype} computed in {caps.precision(dtype)}"
+    precision = caps.precision(dtype, direction)
+    if dtype not in caps.dtypes or k >= 2 ** FORMATS[precision].exact_bits:
+        held = dtype if precision == dtype else f"{dtype} computed in {precision}"
         return record(Status.UNSUPPORTED, f"{held} cannot hold sums up to {k} exactly")
     if name in ("groups_are_concatenated_convs", "grad_groups_are_block_diagonal") and not caps.groups:
         return record(Status.UNSUPPORTED, "grouped convolution not supported")

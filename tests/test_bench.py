@@ -314,3 +314,23 @@ def test_a_timed_call_includes_the_output_conversion():
     result = time_call(SlowOutput(), x, x, None, {}, min_repeats=3, min_seconds=0.0, trace_memory=False)
     assert result["median_s"] >= 0.02 and result["output_s"] >= 0.02
     assert result["output_s"] <= result["median_s"]
+
+
+def test_a_second_dtype_is_reported_against_the_first(tmp_path):
+    """--dtype float32,bfloat16: the tables are float32's; bfloat16 times divided by float32's,
+    per layer and backend, with a geometric mean; a bfloat16 failure is listed as not timed."""
+    low = _synthetic().assign(dtype="bfloat16")
+    low["median_s"] = low["median_s"] * np.where(low["backend"] == "torch", 0.5, 2.0)
+    low.loc[(low.backend == "jax") & (low.case == "sweep spatial 8"), "status"] = str(Status.FAIL)
+    meta = dict(peak_gflops=100.0, threads=2, command="test", dtypes=["float32", "bfloat16"])
+    text = write_report(_saved(tmp_path, pd.concat([_synthetic(), low]), meta)).read_text()
+    assert "numba-direct time / best other backend's time: **2.00**" in text  # float32 rows only
+    section = text.split("## Other dtypes against float32")[1]
+    table = section.split("### bfloat16 / float32, forward")[1].split("##")[0]
+    mean = next(line for line in table.splitlines() if line.startswith("| geometric mean"))
+    columns = next(line for line in table.splitlines() if line.startswith("| workload"))
+    assert dict(zip(columns.split("|"), mean.split("|")))[" torch "] == " 0.5 "
+    assert "| sweep spatial 8 | forward | bfloat16 | jax | FAIL |" in text
+    jax_column = columns.split("|").index(" jax ")
+    row = next(line for line in table.splitlines() if line.startswith("| sweep spatial 8 "))
+    assert row.split("|")[jax_column].strip() == "nan"  # no ratio for jax's failed row

@@ -249,3 +249,54 @@ def test_gradient_bound_against_fractions(seed):
                 (name, idx)
             assert abs(Fraction(float(got[idx])) - e) <= Fraction(bound[idx]), (name, idx, seed)
             assert abs(Fraction(float(got[idx])) - Fraction(ref[idx])) <= Fraction(bound[idx]), (name, idx)
+
+
+def _per_op_grads(x, w, b, dy, spec, dtype, accumulate_dkernel_in_dtype=False):
+    """A framework's backward on float16/bfloat16 tensors, channels last: z = conv (float32 sums,
+    rounded) + bias (rounded), y = tanh(z) rounded, act' = 1 - y*y op by op in the dtype, dz rounded
+    to the dtype (dz = dy without an activation), then float32 sums rounded once. The broken variant accumulates dkernel in the
+    dtype, one output position at a time."""
+    from backends.im2col_grad import all_columns, conv3d_grad_channels_last
+    from reference.formats import numpy_dtype
+
+    low = numpy_dtype(dtype)
+    rnd = lambda a: np.asarray(a, np.float32).astype(low).astype(np.float32)  # noqa: E731
+    x32, w32 = x.astype(np.float32), w.astype(np.float32)
+    z = rnd(rnd(conv3d(x32, w32, None, **{**spec.conv_kwargs(), "activation": None})) + rnd(b))
+    if spec.activation == "tanh":
+        y = rnd(np.tanh(z))
+        dz = rnd(dy.astype(np.float32) * rnd(1 - rnd(y * y)))
+    else:
+        assert spec.activation in (None, "linear")
+        dz = dy.astype(np.float32)
+    dx, dk, db = conv3d_grad_channels_last(np, x32, w32, dz, spec)
+    if accumulate_dkernel_in_dtype:
+        cols, dz_rows = all_columns(np, x32, spec)[0], dz.reshape(-1, spec.filters)
+        dk = np.zeros((cols.shape[1], spec.filters), np.float32)
+        for col, row in zip(cols, dz_rows):
+            dk = rnd(dk + np.outer(col, row))
+        dk = dk.reshape(w.shape)
+    return tuple(a.astype(low) for a in (dx, dk, db))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_per_op_low_precision_backward_passes_and_dtype_accumulation_fails(dtype):
+    """float32-per-op: a framework rounding dz to the dtype is judged correct in every realistic
+    regime; summing dkernel in the dtype instead of float32 is caught (without an activation: with
+    one, act' evaluated in the dtype leaves the bound a few ulps of the dtype per dz)."""
+    descriptor = "g1_mb2_ic4id12ih12iw12_oc4_kd3kh3kw3_sd1sh1sw1_dd1dh1dw1_same_cl_{}_bias"
+    spec = Conv3DSpec.from_descriptor(descriptor.format("tanh"))
+    for data in ("normal", "wide", "uniform"):
+        for seed in range(2):
+            x, w, b, dy = _arrays(spec, dtype, data, seed)
+            ev = evaluate_grad(x, w, b, dy, **spec.conv_kwargs())
+            verdict = judge_grad(ev, _per_op_grads(x, w, b, dy, spec, dtype), x, w, dtype, "float32-per-op")
+            assert verdict.status in VERIFIED, (dtype, data, seed, verdict.message)
+    spec = Conv3DSpec.from_descriptor(descriptor.format("linear"))
+    x, w, b, dy = _arrays(spec, dtype, "normal", 0)
+    ev = evaluate_grad(x, w, b, dy, **spec.conv_kwargs())
+    verdict = judge_grad(ev, _per_op_grads(x, w, b, dy, spec, dtype), x, w, dtype, "float32-per-op")
+    assert verdict.status == Status.PASS, verdict.message
+    broken = _per_op_grads(x, w, b, dy, spec, dtype, accumulate_dkernel_in_dtype=True)
+    verdict = judge_grad(ev, broken, x, w, dtype, "float32-per-op")
+    assert verdict.status == Status.FAIL and "dkernel" in verdict.message, verdict.message
