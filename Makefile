@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # The CPU set. torch 2.13.0 is pinned first: it is the CPU wheel on this machine's disk.
-EXTRAS ?= torch,tensorflow,keras,jax,onnxruntime,openvino,paddle,tinygrad,test
+EXTRAS ?= torch,tensorflow,keras,jax,onnxruntime,openvino,paddle,tinygrad,ray,test
 TORCH_PIN ?= torch==2.13.0
 JOBS ?= 2
 PROFILE ?= ci

@@ -25,6 +25,8 @@ class Capabilities:
     compute precision of the backward direction where it differs from the forward one (a
     framework's autodiff rounds dz = dy * act'(z) to the dtype before its float32 sums).
     layer: the backend is a whole keras.layers.Conv3D whose `layer_probe`s the layer check runs.
+    thread_invariant: its results are bitwise the same at every thread count (the threads check
+    holds it to that); otherwise they need only pass at each.
     """
 
     dtypes: tuple[str, ...] = ("float32", "float64")
@@ -41,6 +43,7 @@ class Capabilities:
     backward_dtypes: tuple[str, ...] | None = None  # dtypes of the backward direction (None: dtypes)
     backward_precision: dict[str, str] = field(default_factory=dict)
     layer: bool = False
+    thread_invariant: bool = False
 
     def precision(self, dtype: str, direction: str = "forward") -> str:
         if direction == "backward" and dtype in self.backward_precision:

@@ -20,7 +20,7 @@ from reference.spec import Conv3DSpec
 from runtime.data import make_arrays, make_cotangent
 from runtime.records import Record, Status, Timing
 from runtime.timing import summarize
-from runtime.worker import DECLINED, LoadError, Worker
+from runtime.worker import DECLINED, LoadError, Worker, available_memory
 
 OUTPUT_SHARE = 0.1  # an output conversion taking this share of a call or more is warned about
 
@@ -38,17 +38,6 @@ class Settings:
     timeout_s: float = 600.0
     directions: tuple[str, ...] = ("forward",)
     rounds: int = 3  # each backend's timing split into rounds, interleaved with the other backends'
-
-
-def available_memory() -> int:
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 8 * 2**30
 
 
 def memory_estimate(spec: Conv3DSpec, itemsize: int) -> int:

@@ -27,6 +27,8 @@ from conformance.engine import (
     DEFAULT_DB,
     DIRECTIONS,
     HYPOTHESIS_CHECKS,
+    OPT_IN_CHECKS,
+    SEEDED_CHECKS,
     CheckResult,
     Job,
     run_jobs,
@@ -60,6 +62,20 @@ def _positive(kind: type):
     return parse
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    """'0-999', '3' or '0,5,10-12' -> the seeds, in order, each once."""
+    seeds: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            low, _, high = part.partition("-")
+            seeds += range(int(low), int(high or low) + 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a seed range: {text!r} (e.g. 0-999 or 0,5,7)") from None
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"no non-negative seeds in {text!r}")
+    return tuple(dict.fromkeys(seeds))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m conformance", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,8 +88,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--junit", type=Path, metavar="FILE",
                    help="also write the results as JUnit XML (one testcase per case) to FILE")
     p.add_argument("-j", "--jobs", type=_positive(int), default=1,
-                   help="checks run in parallel processes")
-    p.add_argument("--checks", default=",".join(CHECKS), help=f"subset of {','.join(CHECKS)}")
+                   help="checks run at once: local processes, or the CPUs of the local Ray cluster "
+                        "that --executor ray starts (a cluster at --address runs as many as it has)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local processes (-j), or Ray tasks on a cluster (each check a task, its "
+                        "backend in a worker process on the task's node; a lost node's tasks rerun)")
+    p.add_argument("--address", help="Ray cluster to join (e.g. 10.0.0.1:6379 or 'auto'); "
+                                     "default: start a local one for the run")
+    p.add_argument("--seeds", type=_seeds, metavar="RANGE",
+                   help="sweep these seeds, e.g. 0-999 or 0,5,7: each generated check (and property, "
+                        "layer) runs once per seed, a shard of its own with its own repro line; "
+                        "under --dtypes each dtype is a shard too")
+    p.add_argument("--checks", default="",
+                   help=f"subset of {','.join(CHECKS)} (default: all but {','.join(OPT_IN_CHECKS)}; "
+                        "under --profile large: large)")
     p.add_argument("--direction", choices=(*DIRECTIONS, "both"), default="both",
                    help="forward (conv3d), backward (conv3d_grad: the checks "
                         f"{','.join(BACKWARD_CHECKS)}) or both; a plain function given as "
@@ -103,6 +131,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     single.add_argument("--layer-case", metavar="ID", help="one case of the layer check (from a repro line)")
     single.add_argument("--property", choices=sorted(PROPERTIES) + sorted(BACKWARD_PROPERTIES))
     args = p.parse_args(argv)
+    args.checks = args.checks or ("large" if args.profile == "large" else
+                                  ",".join(c for c in CHECKS if c not in OPT_IN_CHECKS))
     unknown = set(args.checks.split(",")) - set(CHECKS)
     if unknown:
         p.error(f"unknown checks {sorted(unknown)}; choose from {', '.join(CHECKS)}")
@@ -114,6 +144,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--strided applies to a --case")
     if args.replay_only and args.no_db:
         p.error("--replay-only replays the example database, which --no-db turns off")
+    if args.address and args.executor != "ray":
+        p.error("--address names a Ray cluster: it needs --executor ray")
+    if args.seeds and (args.case or args.invalid or args.property or args.layer_case):
+        p.error("--seeds sweeps the checks; a single case takes --seed")
     args.memory_cap = (int(args.memory_cap * 2**30) if args.memory_cap
                        else default_memory_cap(workers=args.jobs))
     try:
@@ -170,7 +204,21 @@ def run_single(args: argparse.Namespace, backend: str) -> list[Record]:
     return records
 
 
-def _progress(total: int):
+def _jobs(args: argparse.Namespace, backends: list[str]) -> list[Job]:
+    """One job per (direction, backend, check), and under --seeds per seed of a seeded check and
+    per dtype of --dtypes: the shards of a sweep."""
+    database = None if args.no_db else str(DEFAULT_DB)
+    seeds = args.seeds or (args.seed,)
+    dtype_shards = [(d,) for d in args.dtypes] if args.seeds and args.dtypes else [args.dtypes]
+    return [Job(b, check, args.profile, seed, database, args.threads, args.timeout, args.memory_cap,
+                args.max_failures, args.replay_only, direction, _function_direction(args),
+                dtypes=dtypes)
+            for direction in _directions(args) for b in backends for check in args.checks.split(",")
+            if direction == "forward" or check in BACKWARD_CHECKS
+            for seed in (seeds if check in SEEDED_CHECKS else seeds[:1]) for dtypes in dtype_shards]
+
+
+def _progress(total: int, sweep: bool = False):
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit="check", file=sys.stderr, dynamic_ncols=True)
@@ -178,8 +226,11 @@ def _progress(total: int):
     def on_result(result: CheckResult) -> None:
         job, records = result.job, result.records
         counts = Counter(str(r.status) for r in records)
-        bar.write(f"{job.backend:>18} {job.check:<10} {len(records):5d} cases  " +
+        shard = f" seed {job.seed}{' ' + ','.join(job.dtypes) if job.dtypes else ''}" if sweep else ""
+        bar.write(f"{job.backend:>18} {job.check:<10}{shard} {len(records):5d} cases  " +
                   " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+        if sweep and any(r.status.failing for r in records):
+            bar.write(f"    shard repro: {job.repro()}")
         for record in records:
             if record.status.failing and (record.shrunk or record.check not in HYPOTHESIS_CHECKS):
                 bar.write(f"    {record.status}: {_first_line(record.message, 200)}\n"
@@ -210,12 +261,17 @@ def _run(args: argparse.Namespace, stop: Interrupts) -> int:
         return 2
     except Interrupted:
         backends = []  # stopped while the backends were being probed: an empty, marked report
+    if args.executor == "ray":
+        from conformance.ray_executor import available
+
+        if available():
+            print(f"error: --executor ray: {available()}", file=sys.stderr)
+            return 2
     infos: dict[str, BackendInfo] = {}
     records: list[Record] = []
     single = bool(args.spec or args.invalid or args.property or args.layer_case)
-    total = len(backends) if single else len(backends) * sum(
-        direction == "forward" or check in BACKWARD_CHECKS
-        for direction in _directions(args) for check in args.checks.split(","))
+    jobs = [] if single else _jobs(args, backends)
+    total = len(backends) if single else len(jobs)
     finished = 0
     try:
         if stop.received:
@@ -225,14 +281,7 @@ def _run(args: argparse.Namespace, stop: Interrupts) -> int:
                 records += run_single(args, backend)
                 finished += 1
         else:
-            database = None if args.no_db else str(DEFAULT_DB)
-            jobs = [Job(b, check, args.profile, args.seed, database, args.threads, args.timeout,
-                        args.memory_cap, args.max_failures, args.replay_only, direction,
-                        _function_direction(args), dtypes=args.dtypes)
-                    for direction in _directions(args) for b in backends
-                    for check in args.checks.split(",")
-                    if direction == "forward" or check in BACKWARD_CHECKS]
-            bar, on_result = _progress(len(jobs))
+            bar, on_result = _progress(len(jobs), sweep=bool(args.seeds))
 
             def collect(result: CheckResult) -> None:
                 nonlocal finished
@@ -242,7 +291,16 @@ def _run(args: argparse.Namespace, stop: Interrupts) -> int:
                 on_result(result)
 
             try:
-                run_jobs(jobs, args.jobs, on_result=collect)
+                if args.executor == "ray":
+                    from conformance.ray_executor import alive_nodes, run_jobs_ray
+
+                    def nodes() -> None:
+                        bar.set_postfix_str(f"Ray nodes {alive_nodes()}")
+
+                    run_jobs_ray(jobs, args.address, on_result=lambda r: (collect(r), nodes()),
+                                 on_wait=nodes, num_cpus=args.jobs)
+                else:
+                    run_jobs(jobs, args.jobs, on_result=collect)
             finally:
                 bar.close()
     except LoadError as exc:
@@ -257,7 +315,9 @@ def _run(args: argparse.Namespace, stop: Interrupts) -> int:
         print(f"\n{interrupted}: reporting the {len(records)} cases finished", file=sys.stderr)
     stop.deferring = True  # from here on a signal waits for the report
     if args.report:
-        meta = dict(profile=args.profile, seed=args.seed, backends=backends,
+        meta = dict(profile=args.profile, seed=args.seed, backends=backends, executor=args.executor,
+                    **({"seeds": f"{args.seeds[0]}-{args.seeds[-1]} ({len(args.seeds)} seeds)"}
+                       if args.seeds else {}),
                     seconds=time.time() - started, command=" ".join(sys.argv),
                     checks_total=total, checks_finished=finished, interrupted=interrupted,
                     backend_info=[dataclasses.asdict(i) for i in infos.values()])

@@ -3,7 +3,7 @@
 A *check* is one family of cases for one backend: generated exact-regime, realistic and extreme
 cases, invalid calls, fixed cases, the covering array of parameter classes (conformance.coverage),
 reduced workloads, oracle-free properties, and for a whole Keras layer the layer check
-(conformance.layer_check). Each runs in its own
+(conformance.layer_check), the thread-count check and the opt-in large tier. Each runs in its own
 job with its own backend worker, so `-j N` runs N of them at once.
 """
 
@@ -26,8 +26,9 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from conformance import strategies
 from conformance.cases import command
 from conformance.coverage import covering_cases, regions
-from conformance.execute import case_record, run_case, run_invalid
+from conformance.execute import case_record, run_case, run_invalid, run_threads_case
 from conformance.fixed import worked_cases, workload_cases
+from conformance.large import large_records
 from conformance.layer_check import layer_records
 from conformance.profiles import PROFILES, Profile
 from conformance.properties import BACKWARD_PROPERTIES, PROPERTIES, Problem, check_property
@@ -41,8 +42,11 @@ DEFAULT_DB = cache_dir() / "db"  # failing examples, replayed first by the next 
 GENERATED = {"exact": strategies.exact_cases, "realistic": strategies.realistic_cases,
              "extreme": strategies.extreme_cases}
 HYPOTHESIS_CHECKS = (*GENERATED, "invalid")  # drawn by hypothesis: a failure is shrunk
-CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering", "workload", "property", "layer")
-BACKWARD_CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering", "property")  # workloads, layer: forward only
+CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering", "workload", "property", "layer", "threads", "large")
+OPT_IN_CHECKS = ("large",)  # run only when named (--checks) or by their profile (--profile large)
+LARGE_TIMEOUT_S = 3600.0  # a large case fills and convolves tensors of billions of elements
+BACKWARD_CHECKS = (*HYPOTHESIS_CHECKS, "worked", "covering", "property", "threads")  # no workload, layer
+SEEDED_CHECKS = (*HYPOTHESIS_CHECKS, "property", "layer")  # whose cases change with the seed
 DIRECTIONS = ("forward", "backward")
 SHRINK_TIMEOUT_S = 2.0  # at least this long, and 4x the slowest case before the failure
 SHRINK_BUDGET_S = 120.0  # wall time a check may spend shrinking, all rounds together
@@ -66,6 +70,13 @@ class Job:
     direction: str = "forward"  # or "backward": the same checks on conv3d_grad
     function_direction: str = "forward"  # what a plain function backend is taken for
     dtypes: tuple[str, ...] = ()  # the dtypes to check, of those the backend declares (all: empty)
+
+    def repro(self) -> str:
+        """The command that runs this job (one shard of a sweep) alone."""
+        return (f"{command(self.backend)} --checks {self.check} --direction {self.direction} "
+                f"--profile {self.profile} --seed {self.seed}"
+                + (f" --dtypes {','.join(self.dtypes)}" if self.dtypes else "")
+                + (" --no-db" if self.database is None else ""))
 
 
 @dataclass(frozen=True)
@@ -271,6 +282,11 @@ def _records(job: Job, worker: Worker) -> Iterator[Record]:
     if job.check == "invalid":
         return _hypothesis_check(job, strategies.invalid_cases(direction),
                                  lambda c: run_invalid(worker, c), profile.examples["invalid"], worker)
+    if job.check == "large":
+        worker.timeout_s = max(worker.timeout_s, LARGE_TIMEOUT_S)
+        return iter(large_records(worker, job.seed))
+    if job.check == "threads":
+        return _threads(job, worker, caps, direction)
     if job.check == "worked":
         return _fixed(worker, (dataclasses.replace(c, direction=direction, dtype=_kept(c.dtype, job, caps))
                                for c in worked_cases()))
@@ -286,7 +302,23 @@ def _records(job: Job, worker: Worker) -> Iterator[Record]:
             for name in names)
 
 
-def _aborted(job: Job, exc: BaseException) -> CheckResult:
+def _threads(job: Job, worker: Worker, caps, direction: str) -> list[Record]:
+    """The worked cases at 1 thread and at the job's thread count (all of this machine's by
+    default), each judged at both; bitwise equal across them where the backend declares
+    thread-count-invariant results (benchdnn's bitwise mode)."""
+    many = job.threads or os.cpu_count() or 1
+    cases = [dataclasses.replace(c, direction=direction, dtype=_kept(c.dtype, job, caps), check="threads")
+             for c in worked_cases()]
+    if many == 1:
+        return [case_record(job.backend, cases[0], Status.UNSUPPORTED,
+                            "one thread only: no second thread count to compare")]
+    with Worker(job.backend, threads=1, timeout_s=job.timeout_s, memory_cap=job.memory_cap,
+                function_direction=job.function_direction) as single:
+        workers = {1: single, many: worker}
+        return [run_threads_case(workers, case, caps.thread_invariant) for case in cases]
+
+
+def aborted(job: Job, exc: BaseException) -> CheckResult:
     """A check that stopped on an error of its own (not the backend's): CRASHED, with the trace."""
     trace = "".join(traceback.format_exception(exc, limit=-4))
     return CheckResult(job, [Record(backend=job.backend, check=job.check, case=f"check:{job.check}",
@@ -296,11 +328,11 @@ def _aborted(job: Job, exc: BaseException) -> CheckResult:
                        BackendInfo(job.backend, "unknown: its check stopped"))
 
 
-def _guarded(job: Job) -> CheckResult:
+def run_guarded(job: Job) -> CheckResult:
     try:
         return run_check(job)
     except Exception as exc:  # noqa: BLE001 - one broken check must not lose the others
-        return _aborted(job, exc)
+        return aborted(job, exc)
 
 
 def _pool_process(parent: int) -> None:
@@ -324,17 +356,17 @@ def run_jobs(jobs: list[Job], parallel: int = 1,
 
     if parallel <= 1:
         for job in jobs:
-            done(_guarded(job))
+            done(run_guarded(job))
         return results
     pool = cf.ProcessPoolExecutor(parallel, mp_context=mp.get_context("spawn"),
                                   initializer=_pool_process, initargs=(os.getpid(),))
     try:
-        futures = {pool.submit(_guarded, job): job for job in jobs}
+        futures = {pool.submit(run_guarded, job): job for job in jobs}
         for future in cf.as_completed(futures):
             try:
                 done(future.result())
             except cf.process.BrokenProcessPool as exc:
-                done(_aborted(futures[future], exc))
+                done(aborted(futures[future], exc))
     except BaseException:
         for process in list((pool._processes or {}).values()):  # no public way to stop them at once
             process.kill()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -189,3 +190,48 @@ def run_invalid(worker: Worker, case: InvalidCase) -> Record:
         return case_record(worker.name, case, Status.PASS, outcome.message.splitlines()[0])
     return case_record(worker.name, case, Status.CRASHED,
                    f"raised {outcome.error_type} instead of ValueError: {outcome.message}")
+
+
+def run_threads_case(workers: dict[int, Worker], case: Case, bitwise: bool) -> Record:
+    """The case at each thread count (workers by thread count): every run judged as usual, and
+    with `bitwise` (the backend declares thread-count-invariant results) every output, of every
+    repeat at every count, bitwise equal to the first."""
+    threads = ", ".join(str(n) for n in workers)
+    runs = {n: run_case(worker, case) for n, worker in workers.items()}
+    for n, record in runs.items():
+        if not record.status.verified:  # failed, known to fail, declined...: as it came, at n threads
+            return dataclasses.replace(record, message=f"at {n} thread{'s' * (n > 1)} (--threads {n} "
+                                                       f"with the repro): {record.message}")
+    first = next(iter(runs.values()))
+    message = f"passes at {threads} threads"
+    if bitwise:
+        outputs = {n: _outputs(worker, case) for n, worker in workers.items()}
+        if not all(outputs.values()):
+            return case_record(first.backend, case, Status.CRASHED,
+                               "a repeated run for the bitwise comparison returned nothing")
+        reference = next(iter(outputs.values()))[0]
+        for n, got in outputs.items():
+            if not all(_same(reference, o) for o in got):
+                return case_record(first.backend, case, Status.NONDETERMINISTIC,
+                                   f"declared thread-count invariant, but the output at {n} threads "
+                                   f"differs bitwise from the one at {next(iter(outputs))}")
+        message += ", bitwise equal across them"
+    return case_record(first.backend, case, first.status, message, max_ratio=first.max_ratio,
+                       zero_fraction=first.zero_fraction, seconds=first.seconds,
+                       precision=first.precision, worst=first.worst)
+
+
+def _outputs(worker: Worker, case: Case) -> list:
+    """The backend's outputs of two runs of `case` (grad: (dx, dkernel, dbias) tuples)."""
+    precision = worker.capabilities.precision(case.dtype, case.direction)
+    x, kernel, bias = make_arrays(case.spec, case.dtype, case.data, case.seed, precision)
+    args = case.spec.conv_kwargs()
+    if case.direction == "backward":
+        dy = make_cotangent(case.spec, activation_output_shape(case.spec), case.dtype, case.data,
+                            case.seed, precision)
+        return worker.call_grad(x, kernel, bias, dy, args, strided=case.strided).outputs
+    return worker.call(x, kernel, bias, args, strided=case.strided).outputs
+
+
+def _same(a, b) -> bool:
+    return _same_grads(a, b) if isinstance(a, tuple) else bitwise_equal(a, b)

@@ -24,4 +24,6 @@ PROFILES = {
     "thorough": Profile("thorough", dict(exact=6000, realistic=6000, extreme=2000, invalid=1000),
                         None, (4, (16, 17, 18), 128, 128)),
 }
+# opt-in, never in make test: the large check (conformance.large) alone, tensors past 2^31 elements
+PROFILES["large"] = Profile("large", PROFILES["quick"].examples, 0, PROFILES["quick"].property_problem)
 DEFAULT_PROFILE = "ci"

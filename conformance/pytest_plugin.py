@@ -34,7 +34,7 @@ def pytest_addoption(parser) -> None:
     group.addoption("--conv3d-dtypes", default="", metavar="LIST",
                     help="comma-separated dtypes to check, of those the backend declares (default all)")
     group.addoption("--conv3d-checks", default="", metavar="LIST",
-                    help=f"comma-separated subset of {','.join(CHECKS)} (default all)")
+                    help=f"comma-separated subset of {','.join(CHECKS)} (default all but threads and large)")
     group.addoption("--conv3d-seed", type=int, default=0, help="hypothesis seed (default 0)")
 
 

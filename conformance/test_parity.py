@@ -10,9 +10,14 @@ pytest-xdist (`-n`), run in the same test process (`--dist loadgroup`).
 import pytest
 
 from backends.registry import get_backend, registered_names
-from conformance.engine import BACKWARD_CHECKS, CHECKS, DIRECTIONS, Job, run_check
+from conformance.engine import BACKWARD_CHECKS, CHECKS, DIRECTIONS, OPT_IN_CHECKS, Job, run_check
 from runtime.records import Status
 from runtime.worker import LoadError, Worker
+
+#: the checks run unless --conv3d-checks names others: all but the thread-count check, which
+#: loads a second worker per backend (`python -m conformance` and --conv3d-checks threads run it),
+#: and the opt-in large tier
+DEFAULT_CHECKS = tuple(c for c in CHECKS if c not in ("threads", *OPT_IN_CHECKS))
 
 
 def _backends(config) -> list[str]:
@@ -44,7 +49,7 @@ def pytest_generate_tests(metafunc):
         config = metafunc.config
         direction = config.getoption("--conv3d-direction")
         directions = DIRECTIONS if direction == "both" else (direction,)
-        checks = _list(config, "--conv3d-checks", CHECKS) or CHECKS
+        checks = _list(config, "--conv3d-checks", CHECKS) or DEFAULT_CHECKS
         dtypes = _list(config, "--conv3d-dtypes", ("float64", "float32", "float16", "bfloat16"))
         jobs = [Job(b, check, config.getoption("--conv3d-profile"), config.getoption("--conv3d-seed"),
                     direction=d, function_direction="backward" if direction == "backward" else "forward",

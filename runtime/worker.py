@@ -30,6 +30,18 @@ def default_memory_cap(share: float = 0.75, workers: int = 1) -> int:
     return int(total * share / max(workers, 1))
 
 
+def available_memory() -> int:
+    """Bytes this machine can still give out (MemAvailable; 8 GiB where /proc does not say)."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2**30
+
+
 def resident_bytes(pid: int) -> int:
     """Resident memory of process `pid` (0 when it is gone)."""
     try:
@@ -91,6 +103,23 @@ def _run_call(backend, kind: str, x, kernel, bias, args: dict, options: dict):
     return outputs, _changed(inputs, pristine)
 
 
+def _run_large(backend, options: dict) -> list:
+    """A layer too large to send through the pipe: its inputs built here from their seed
+    (runtime.lattice), run once; only the output elements at options["samples"] (flat indices)
+    go back, with the output's shape and dtype (no samples when the shape is wrong)."""
+    from reference.spec import Conv3DSpec
+    from runtime.lattice import layer_inputs
+
+    spec = Conv3DSpec.from_descriptor(options["descriptor"])
+    x, kernel, bias = layer_inputs(spec, options["dtype"], options["seed"])
+    prepared = backend.prepare(x, kernel, bias, **spec.conv_kwargs())
+    y = prepared.to_numpy(prepared.run())
+    del x, prepared
+    shape = tuple(np.shape(y))
+    got = np.asarray(y)[np.unravel_index(options["samples"], shape)] if shape == spec.output_shape else None
+    return [got, shape, str(np.asarray(y).dtype)]
+
+
 def _serve(conn, backend_name: str, threads: int | None, parent: int,
            function_direction: str = "forward") -> None:
     """Worker loop: load the backend once, then answer calls until told to stop."""
@@ -123,6 +152,8 @@ def _serve(conn, backend_name: str, threads: int | None, parent: int,
 
                 outputs = time_call(backend, x, kernel, bias, args, **options)
                 changed: list[str] = []
+            elif kind == "large":
+                outputs, changed = _run_large(backend, options), []
             elif kind == "layer":
                 outputs, changed = backend.layer_probe(options["probe"], options["params"]), []
             else:
@@ -232,6 +263,12 @@ class Worker:
     def layer_probe(self, probe: str, params: dict) -> Outcome:
         """One probe of a whole Keras layer (backends.keras_layer); outputs is its result dict."""
         return self._request("layer", None, None, None, {}, dict(probe=probe, params=params))
+
+    def large(self, descriptor: str, dtype: str, seed: int, samples: np.ndarray) -> Outcome:
+        """A layer whose inputs the worker builds itself (runtime.lattice); outputs is
+        [output values at the flat indices `samples`, output shape, output dtype]."""
+        return self._request("large", None, None, None, {},
+                             dict(descriptor=descriptor, dtype=dtype, seed=seed, samples=samples))
 
     def bench(self, x, kernel, bias, args: dict, **options) -> Outcome:
         """Time the call in the worker (runtime.timing.time_call); outputs[0] is its result dict."""

@@ -113,3 +113,41 @@ def declares_no_dilation(x, kernel, bias=None, **args):
     if args.get("dilation_rate", 1) not in (1, (1, 1, 1)):
         raise Unsupported("dilation is not implemented")
     return exact_float32(x, kernel, bias, **args)
+
+
+def _blas_threads() -> int:
+    """The thread count the worker was given (Backend.set_threads limits BLAS to it)."""
+    from threadpoolctl import threadpool_info
+
+    return max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=1)
+
+
+@declare(thread_invariant=True)
+def thread_dependent_rounding(x, kernel, bias=None, **args):
+    """Correct at every thread count, but 1 ulp different above one thread (a split-K sum would
+    do this) while it declares thread-count-invariant results."""
+    out = exact_float32(x, kernel, bias, **args)
+    return out if _blas_threads() == 1 else np.nextafter(out, np.inf)
+
+
+def wrong_at_one_thread(x, kernel, bias=None, **args):
+    """Drops the bias on one thread only (a serial fallback path with a bug)."""
+    out = exact_float32(x, kernel, None if _blas_threads() == 1 else bias, **args)
+    return out
+
+
+def marks_its_node(x, kernel, bias=None, **args):
+    """exact_float32, slowed down, leaving a file behind when it runs on the Ray node whose raylet
+    has CONV3D_TEST_NODE set (the Ray executor's test kills that node once the file appears)."""
+    if os.environ.get("CONV3D_TEST_NODE") and os.environ.get("CONV3D_TEST_MARK"):
+        with open(os.environ["CONV3D_TEST_MARK"], "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+    time.sleep(0.05)
+    return exact_float32(x, kernel, bias, **args)
+
+
+def wrong_last_row(x, kernel, bias=None, **args):
+    """Correct but for the output's last element (an index computed in 32 bits would do this)."""
+    out = exact_float32(x, kernel, bias, **args)
+    out.reshape(-1)[-1] += 1
+    return out

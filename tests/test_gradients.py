@@ -253,9 +253,9 @@ def test_gradient_bound_against_fractions(seed):
 
 def _per_op_grads(x, w, b, dy, spec, dtype, accumulate_dkernel_in_dtype=False):
     """A framework's backward on float16/bfloat16 tensors, channels last: z = conv (float32 sums,
-    rounded) + bias (rounded), y = tanh(z) rounded, act' = 1 - y*y op by op in the dtype, dz rounded
-    to the dtype (dz = dy without an activation), then float32 sums rounded once. The broken variant accumulates dkernel in the
-    dtype, one output position at a time."""
+    rounded) + bias (rounded), y = tanh(z) rounded, act' = 1 - y*y op by op in the dtype, dz
+    rounded to the dtype (dz = dy without an activation), then float32 sums rounded once. The
+    broken variant accumulates dkernel in the dtype, one output position at a time."""
     from backends.im2col_grad import all_columns, conv3d_grad_channels_last
     from reference.formats import numpy_dtype
 
