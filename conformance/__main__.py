@@ -222,10 +222,14 @@ def _progress(total: int, sweep: bool = False):
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit="check", file=sys.stderr, dynamic_ncols=True)
+    shown = dict(cases=0, failing=0)  # the bar's postfix: cases done, failing ones (and Ray nodes)
 
     def on_result(result: CheckResult) -> None:
         job, records = result.job, result.records
         counts = Counter(str(r.status) for r in records)
+        shown["cases"] += len(records)
+        shown["failing"] += sum(r.status.failing for r in records)
+        bar.set_postfix(shown, refresh=False)
         shard = f" seed {job.seed}{' ' + ','.join(job.dtypes) if job.dtypes else ''}" if sweep else ""
         bar.write(f"{job.backend:>18} {job.check:<10}{shard} {len(records):5d} cases  " +
                   " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
@@ -237,7 +241,11 @@ def _progress(total: int, sweep: bool = False):
                           f"    repro: {record.repro}")
         bar.update(1)
 
-    return bar, on_result
+    def show_nodes(count: int) -> None:
+        shown["nodes"] = count
+        bar.set_postfix(shown)
+
+    return bar, on_result, show_nodes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,7 +289,7 @@ def _run(args: argparse.Namespace, stop: Interrupts) -> int:
                 records += run_single(args, backend)
                 finished += 1
         else:
-            bar, on_result = _progress(len(jobs), sweep=bool(args.seeds))
+            bar, on_result, show_nodes = _progress(len(jobs), sweep=bool(args.seeds))
 
             def collect(result: CheckResult) -> None:
                 nonlocal finished
@@ -295,7 +303,7 @@ def _run(args: argparse.Namespace, stop: Interrupts) -> int:
                     from conformance.ray_executor import alive_nodes, run_jobs_ray
 
                     def nodes() -> None:
-                        bar.set_postfix_str(f"Ray nodes {alive_nodes()}")
+                        show_nodes(alive_nodes())
 
                     run_jobs_ray(jobs, args.address, on_result=lambda r: (collect(r), nodes()),
                                  on_wait=nodes, num_cpus=args.jobs)

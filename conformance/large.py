@@ -52,9 +52,9 @@ def _spec(shape, filters, kernel, strides=1, padding="valid") -> Conv3DSpec:
                       input_shape=shape, data_format="channels_last", activation=None)
 
 
-LARGE_CASES = (
-    LargeCase("input past 2^31 elements", _spec((1, 1292, 1292, 1292, 1), 1, 2, strides=2)),
-    LargeCase("output past 2^31 elements", _spec((1, 1025, 1024, 1024, 1), 2, 1)),
+LARGE_CASES = (  # each reads its input up to the last element (1291 = 2 * 645 + 1)
+    LargeCase("input past 2^31 elements", _spec((1, 1291, 1291, 1291, 1), 2, 1, strides=2)),
+    LargeCase("output past 2^31 elements", _spec((1, 683, 1024, 1024, 1), 3, 1)),
     LargeCase("unfolded matrix past 2^32 elements", _spec((1, 512, 512, 512, 2), 1, 3, padding="same")),
 )
 

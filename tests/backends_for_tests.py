@@ -116,18 +116,23 @@ def declares_no_dilation(x, kernel, bias=None, **args):
 
 
 def _blas_threads() -> int:
-    """The thread count the worker was given (Backend.set_threads limits BLAS to it)."""
+    """The thread count the worker was given (Backend.set_threads limits the BLAS loaded then to
+    it; one loaded later keeps its default, hence the smallest)."""
     from threadpoolctl import threadpool_info
 
-    return max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=1)
+    return min((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=1)
 
 
 @declare(thread_invariant=True)
 def thread_dependent_rounding(x, kernel, bias=None, **args):
-    """Correct at every thread count, but 1 ulp different above one thread (a split-K sum would
-    do this) while it declares thread-count-invariant results."""
-    out = exact_float32(x, kernel, bias, **args)
-    return out if _blas_threads() == 1 else np.nextafter(out, np.inf)
+    """Correct at every thread count, but summed in another order above one thread (the
+    reference rounded once on one thread, a float32 GEMM on more, as a split-K kernel might)
+    while it declares thread-count-invariant results."""
+    if _blas_threads() == 1:
+        return exact_float32(x, kernel, bias, **args)
+    from backends.registry import get_backend
+
+    return get_backend("numpy-im2col").conv3d(x, kernel, bias, **args)
 
 
 def wrong_at_one_thread(x, kernel, bias=None, **args):
@@ -142,7 +147,7 @@ def marks_its_node(x, kernel, bias=None, **args):
     if os.environ.get("CONV3D_TEST_NODE") and os.environ.get("CONV3D_TEST_MARK"):
         with open(os.environ["CONV3D_TEST_MARK"], "a") as handle:
             handle.write(f"{os.getpid()}\n")
-    time.sleep(0.05)
+    time.sleep(0.02)
     return exact_float32(x, kernel, bias, **args)
 
 

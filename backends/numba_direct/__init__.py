@@ -57,12 +57,14 @@ class NumbaDirect(Backend):
     name = "numba-direct"
     libraries = ("numba", "numpy")
     capabilities = Capabilities(
-        host_memory_traced=True, directions=("forward", "backward"), **LOW_PRECISION_CAPABILITIES,
+        host_memory_traced=True, directions=("forward", "backward"), thread_invariant=True,
+        **LOW_PRECISION_CAPABILITIES,
         notes=("four register-blocked numba kernels (broadcast, wvector, depthwise, lane), chosen per layer",
                "backward: for groups of 16-64 filters (1x1x1: 16-32) or 8 groups or more, dkernel by "
                "numba kernels and dx by the same forward kernels (transposed convolution, one per "
                "stride phase); otherwise dkernel = im2col^T dz and dx by col2im (NumPy GEMM); dbias a sum",
                "activations evaluated by the reference's NumPy definitions",
+               "thread-count invariant: every prange job writes outputs of its own, in a fixed order",
                f"workspace budget {DEFAULT_WORKSPACE_BYTES // 2**20} MiB by default"))
 
     def __init__(self, workspace_bytes: int = DEFAULT_WORKSPACE_BYTES) -> None:

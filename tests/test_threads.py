@@ -1,0 +1,52 @@
+"""The threads check: each case at 1 thread and at all threads, both judged; a backend that
+declares thread-count-invariant results must give bitwise-equal outputs at both."""
+
+import dataclasses
+
+import pytest
+
+from conformance import engine
+from conformance.engine import Job, run_check
+from conformance.fixed import worked_cases
+from runtime.records import Status
+
+HERE = "tests.backends_for_tests"
+
+
+@pytest.fixture(autouse=True)
+def few_cases(monkeypatch):
+    """Six worked cases on normal data (room inside the bound for a 1-ulp difference)."""
+    chosen = [c for c in worked_cases() if c.data == "normal"][:6]
+    monkeypatch.setattr(engine, "worked_cases", lambda: chosen)
+
+
+def _run(backend: str, direction: str = "forward"):
+    return run_check(Job(backend, "threads", profile="quick", threads=2, database=None,
+                         direction=direction)).records
+
+
+def test_a_correct_backend_passes_at_one_and_at_two_threads():
+    records = _run(f"{HERE}:exact_float32")
+    assert len(records) == 6 and all(r.status.verified for r in records), [r.message for r in records]
+    assert all(r.check == "threads" and "passes at 1, 2 threads" in r.message for r in records)
+
+
+def test_numba_direct_is_bitwise_equal_across_thread_counts_both_ways():
+    for direction in ("forward", "backward"):
+        records = _run("numba-direct", direction)
+        assert all(r.status.verified for r in records), [r.message for r in records]
+        assert all("bitwise equal across them" in r.message for r in records), records[0].message
+
+
+def test_a_result_that_changes_with_the_thread_count_is_caught_where_invariance_is_declared():
+    records = _run(f"{HERE}:thread_dependent_rounding")
+    assert {r.status for r in records} == {Status.NONDETERMINISTIC}
+    assert "declared thread-count invariant, but the output at 2 threads differs" in records[0].message
+
+
+def test_a_bug_at_one_thread_only_fails_and_names_the_thread_count():
+    records = _run(f"{HERE}:wrong_at_one_thread")
+    failed = [r for r in records if r.status == Status.FAIL]
+    assert len(failed) == 6  # every worked case has a bias
+    assert all(r.message.startswith("at 1 thread (--threads 1 with the repro):") for r in failed)
+    assert all(dataclasses.asdict(r)["repro"].startswith("python -m conformance") for r in failed)
