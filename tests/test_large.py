@@ -44,7 +44,8 @@ def test_a_correct_backend_passes_and_a_wrong_last_element_fails(monkeypatch):
     assert record.status == Status.PASS, record.message
     with Worker("tests.backends_for_tests:wrong_last_row") as worker:
         (record,) = large_records(worker, 3)
-    assert record.status == Status.FAIL and "first at (1, 3, 5, 2, 2) (flat 431)" in record.message, record.message
+    assert record.status == Status.FAIL, record.message
+    assert "first at (1, 3, 5, 2, 2) (flat 431)" in record.message
     assert record.repro.endswith("--profile large --seed 3")
 
 
