@@ -142,12 +142,11 @@ def wrong_at_one_thread(x, kernel, bias=None, **args):
 
 
 def marks_its_node(x, kernel, bias=None, **args):
-    """exact_float32, slowed down, leaving a file behind when it runs on the Ray node whose raylet
-    has CONV3D_TEST_NODE set (the Ray executor's test kills that node once the file appears)."""
+    """exact_float32, leaving a file behind when it runs on the Ray node whose raylet has
+    CONV3D_TEST_NODE set (the Ray executor's test kills that node once the file appears)."""
     if os.environ.get("CONV3D_TEST_NODE") and os.environ.get("CONV3D_TEST_MARK"):
         with open(os.environ["CONV3D_TEST_MARK"], "a") as handle:
             handle.write(f"{os.getpid()}\n")
-    time.sleep(0.02)
     return exact_float32(x, kernel, bias, **args)
 
 

@@ -51,7 +51,7 @@ def test_a_correct_backend_passes_and_a_wrong_last_element_fails(monkeypatch):
 
 def test_a_case_over_the_available_memory_is_skipped_with_the_reason(monkeypatch):
     monkeypatch.setattr(large, "available_memory", lambda: 2**30)
-    with Worker("numba-direct") as worker:
+    with Worker("tests.backends_for_tests:exact_float32") as worker:
         records = large_records(worker, 0)
     assert [r.status for r in records] == [Status.SKIPPED] * 3
     assert "needs about 15.0 GiB, 1.0 GiB available" in records[0].message

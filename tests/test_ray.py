@@ -14,8 +14,8 @@ from runtime.tables import read_csv
 ray = pytest.importorskip("ray", reason="the Ray executor needs ray (make install brings it)")
 
 BACKEND = "tests.backends_for_tests:marks_its_node"
-ARGS = ["--backend", BACKEND, "--profile", "quick", "--checks", "exact", "--direction", "forward",
-        "--no-db", "--seeds", "0-3"]
+ARGS = ["--backend", BACKEND, "--profile", "quick", "--checks", "invalid", "--direction", "forward",
+        "--no-db", "--seeds", "0-2"]  # invalid calls: cheap cases, so the test is mostly Ray
 
 
 def _cases(report) -> list[tuple]:
@@ -61,9 +61,9 @@ def test_a_killed_node_loses_no_case_and_counts_none_twice(tmp_path, monkeypatch
     local, remote = _cases(tmp_path / "local"), _cases(tmp_path / "ray")
     # the same multiset of cases (hypothesis may draw one case twice, in either run alike): the
     # killed node's check, rerun on the head, is in it once
-    assert remote == local and len(local) == 4 * 60
+    assert remote == local and len(local) == 3 * 30
     meta = json.loads((tmp_path / "ray" / "results.json").read_text())["meta"]
-    assert meta["executor"] == "ray" and meta["checks_finished"] == meta["checks_total"] == 4
+    assert meta["executor"] == "ray" and meta["checks_finished"] == meta["checks_total"] == 3
 
 
 def test_seeds_split_into_shards_each_with_its_own_repro_line():
