@@ -10,6 +10,8 @@ starts a local cluster for the run and stops it afterwards.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +24,7 @@ EXCLUDES = [".git", ".venv", "venv", "build", "reports", "*.egg-info", "__pycach
 
 
 def available() -> str:
-    """"" when Ray can be used here, else why not."""
+    """Why Ray cannot be used here ("" when it can)."""
     try:
         import ray  # noqa: F401
     except ImportError:
@@ -36,10 +38,13 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
 
     if ray.is_initialized():
         return False
+    sigterm = signal.getsignal(signal.SIGTERM)  # ray.init replaces it with sys.exit: the run's own
     ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
              log_to_driver=False, logging_level="ERROR",
              runtime_env={"working_dir": str(ROOT), "excludes": EXCLUDES,
                           "env_vars": {"PYTHONUNBUFFERED": "1"}})
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, sigterm)  # handler (an interrupted run still writes its report)
     return True
 
 
