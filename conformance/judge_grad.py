@@ -19,8 +19,9 @@ output dtype, eta the compute format's smallest subnormal.
    The linear activation has dz = dy exactly (E_dz = 0). Axis activations: see `_axis_dz_error`.
    A per-op precision (a framework's autodiff on float16/bfloat16 tensors) evaluates act' and the
    product in the dtype and stores dz in it: u is the dtype's, eta its smallest subnormal, and the
-   stored dz adds u M_dz + eta to E_dz (M_dz grows by the same), and a dz that may overflow the
-   dtype is unknown (infinite E_dz); the sums of step 2 stay in the declared accumulator.
+   stored dz adds u M_dz + eta to E_dz (M_dz grows by the same), and where act' or dz may
+   overflow the dtype (exp(z) past 65504 in float16, even when dy * exp(z) would not), dz is
+   unknown (infinite E_dz); the sums of step 2 stay in the declared accumulator.
 2. Each gradient element is a sum of n products a*b in which one factor is a dz (or 1 for dbias)
    and the other exact (w for dx, x for dkernel): n = kd*kh*kw*F/groups for dx, N*Do*Ho*Wo for
    dkernel and dbias. With a perturbed dz and a sum of n rounded terms (Higham, Thm 3.1):
@@ -71,7 +72,7 @@ def _cl(a: np.ndarray, channels_last: bool) -> np.ndarray:
 
 def _elementwise_dz_error(name: str, z, bz, dy, dz, u: float, slack: float, eta: float,
                           own: float):
-    """E_dz and M_dz of step 1; `own`: the reference's relative error in dz."""
+    """E_dz, M_dz and the bound on |act'| of step 1; `own`: the reference's relative error in dz."""
     with np.errstate(all="ignore"):
         d = DERIVATIVES[name].d1(z)
         lo, hi = derivative_range(name, z - bz, z + bz)
@@ -79,7 +80,7 @@ def _elementwise_dz_error(name: str, z, bz, dy, dz, u: float, slack: float, eta:
         ady = np.abs(dy)
         evaluation = slack * np.maximum(m, 1.0)  # absolute: its formulas subtract terms up to 1
         error = ady * (np.maximum(hi - d, d - lo) + evaluation + u * m) + eta + own * np.abs(dz)
-        return error, ady * (m + evaluation) * (1 + u) + eta
+        return error, ady * (m + evaluation) * (1 + u) + eta, m
 
 
 def _axis_dz_error(name: str, z, bz, dy, u: float, slack: float, eta: float):
@@ -150,10 +151,11 @@ def dz_error(ev: GradEvaluation, x, kernel, dtype: str, precision: str, flushes:
     # the activation's own ops (x + 1 before a clamp) move the point its kinks are tested at
     bz = np.zeros_like(z) if exact else pre_activation_bound(
         ev.forward, x, kernel, dtype, precision, flushes) + z_extra + slack * np.abs(z)
+    slope = 0.0  # |act'| bound (the softmax family's stays below 1)
     if ACTIVATIONS[name].axis:
         error, magnitude = _axis_dz_error(name, z, bz, dy_api, u, slack, eta)
     else:
-        error, magnitude = _elementwise_dz_error(
+        error, magnitude, slope = _elementwise_dz_error(
             name, z, bz, dy_api, _api(ev.dz, spec.channels_last), *((0.0, slack, 0.0, 0.0) if exact
                                                                    else (u, slack, eta, 2.0**-49)))
     # where the forward partial sums may overflow the compute format, z_b is unknown
@@ -164,7 +166,8 @@ def dz_error(ev: GradEvaluation, x, kernel, dtype: str, precision: str, flushes:
         overflow = np.broadcast_to(np.any(overflow, axis=-1, keepdims=True), overflow.shape)
     if per_op and not exact:  # dz rounded to the dtype: u |dz| more; it may underflow, or overflow
         error, magnitude = error + u * magnitude + eta, magnitude * (1 + u) + eta
-        error = np.where(magnitude >= float(finfo(dtype).max), np.inf, error)  # and be unknown
+        too_big = np.maximum(magnitude, slope) >= float(finfo(dtype).max)  # act' or dz in the dtype
+        error = np.where(too_big, np.inf, error)  # may overflow: unknown
     error = np.where(np.isfinite(z) & np.isfinite(error) & ~overflow, error, np.inf) + tiny
     return _cl(error, spec.channels_last), _cl(magnitude, spec.channels_last)
 
