@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from conformance.cases import command
+from conformance.execute import refusal_message, refusal_status
 from reference.formats import numpy_dtype
 from reference.spec import Conv3DSpec
 from runtime.lattice import sampled_outputs
@@ -64,7 +65,7 @@ def sample_indices(spec: Conv3DSpec, seed: int) -> np.ndarray:
     shape, size = spec.output_shape, math.prod(spec.output_shape)
     rng = np.random.default_rng(seed)
     picks = [rng.integers(0, size, RANDOM_SAMPLES), np.arange(max(0, size - LAST_ROWS), size)]
-    n, d, h, w, f = shape
+    filters = shape[-1]
     for axis in (1, 2, 3):  # the two faces across each spatial axis, every batch and filter
         grid = [np.arange(k) for k in shape]
         grid[axis] = np.array(sorted({0, shape[axis] - 1}))
@@ -84,7 +85,7 @@ def sample_indices(spec: Conv3DSpec, seed: int) -> np.ndarray:
                                                   spec.in_channels), spec.input_shape)
             out = [np.clip((p + before) // s, 0, o - 1) for p, s, o, (before, _) in
                    zip(position[1:4], spec.strides, spec.output_spatial, spec.pads)]
-            for filt in range(f):
+            for filt in range(filters):
                 picks.append(np.ravel_multi_index((position[0], *out, np.full_like(out[0], filt)), shape))
     return np.unique(np.concatenate(picks).astype(np.int64))
 
@@ -119,8 +120,8 @@ def _large_record(worker: Worker, case: LargeCase, seed: int) -> Record:
     outcome = worker.large(spec.descriptor, case.dtype, seed, samples)
     if outcome.kind == "crashed":
         return record(Status.CRASHED, f"{outcome.message} ({sizes})", seconds=outcome.seconds)
-    if outcome.kind == "raised":
-        return record(Status.CRASHED, f"{outcome.error_type}: {outcome.message}", seconds=outcome.seconds)
+    if outcome.kind == "raised":  # declined, refused or raised: classified as for any case
+        return record(refusal_status(outcome.error_type), refusal_message(outcome), seconds=outcome.seconds)
     got, shape, dtype = outcome.outputs
     if got is None or dtype != case.dtype:
         return record(Status.FAIL, f"returned shape {shape} {dtype}, expected {spec.output_shape} "
