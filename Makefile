@@ -29,10 +29,13 @@ $(STAMP): pyproject.toml
 # plugin's forward checks of every CPU backend (quick profile) run beside tests/; the backward
 # direction is tested by tests/test_gradients.py and `make conformance`. tinygrad compiles a C
 # kernel per shape (3 minutes for the quick profile) and openvino-default is openvino with the
-# plugin's own precision hint: `make conformance` checks both.
+# plugin's own precision hint: `make conformance` checks both. The covering check (67 fixed cases,
+# a compile per shape on every framework) runs here on our two backends only
+# (tests/test_coverage.py); `make conformance` runs it on all.
+TEST_CHECKS ?= exact,realistic,extreme,invalid,worked,workload,property,layer
 test: install
 	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup --conv3d-backend all --conv3d-exclude tinygrad --conv3d-exclude openvino-default \
-		--conv3d-direction forward
+		--conv3d-direction forward --conv3d-checks $(TEST_CHECKS)
 
 conformance: install
 	$(PY) -m conformance --backend all --profile $(PROFILE) -j $(JOBS) --report reports/conformance

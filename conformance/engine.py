@@ -306,7 +306,7 @@ def _threads(job: Job, worker: Worker, caps, direction: str) -> list[Record]:
     """The worked cases (the profile's share, spread evenly) at 1 thread and at the job's thread
     count (all of this machine's by default), each judged at both; bitwise equal across them
     where the backend declares thread-count-invariant results (benchdnn's bitwise mode)."""
-    many = job.threads or os.cpu_count() or 1
+    many = job.threads or worker.threads or os.cpu_count() or 1
     worked, count = worked_cases(), PROFILES[job.profile].threads
     step = 1 if count is None else max(1, -(-len(worked) // count))  # evenly spread over them
     cases = [dataclasses.replace(c, direction=direction, dtype=_kept(c.dtype, job, caps), check="threads")

@@ -19,7 +19,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", dict(exact=60, realistic=60, extreme=25, invalid=30), 12,
+    "quick": Profile("quick", dict(exact=30, realistic=30, extreme=20, invalid=20), 12,
                      (2, (6, 7, 8), 16, 16), threads=8),
     "ci": Profile("ci", dict(exact=400, realistic=400, extreme=150, invalid=120), None,
                   (2, (10, 11, 12), 64, 64), threads=24),

@@ -2,7 +2,7 @@
 
     pytest --conv3d-backend mypkg.conv:conv3d [--conv3d-profile quick|ci|thorough]
            [--conv3d-direction forward|backward|both] [--conv3d-dtypes float32,float64]
-           [--conv3d-checks exact,invalid] [-n 2] [--junitxml out.xml]
+           [--conv3d-checks exact,invalid] [--conv3d-threads N] [-n 2] [--junitxml out.xml]
 
 runs, in any directory where conv3d-parity is installed, one test per backend, direction and check
 (conformance.test_parity); a failing test lists its failing cases with their repro lines. Without
@@ -36,6 +36,9 @@ def pytest_addoption(parser) -> None:
     group.addoption("--conv3d-checks", default="", metavar="LIST",
                     help=f"comma-separated subset of {','.join(CHECKS)} (default all but threads and large)")
     group.addoption("--conv3d-seed", type=int, default=0, help="hypothesis seed (default 0)")
+    group.addoption("--conv3d-threads", type=int, default=None, metavar="N",
+                    help="CPU threads per backend process (default: all cores; under pytest-xdist, "
+                         "the cores divided among its workers)")
 
 
 def pytest_configure(config) -> None:

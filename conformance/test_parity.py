@@ -7,6 +7,8 @@ The checks of one backend share one worker process (loaded once, not once per ch
 pytest-xdist (`-n`), run in the same test process (`--dist loadgroup`).
 """
 
+import os
+
 import pytest
 
 from backends.registry import get_backend, registered_names
@@ -36,6 +38,14 @@ def _backends(config) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _core_share() -> int | None:
+    """Under pytest-xdist, this machine's cores divided among its workers (at least 1): a backend
+    process per worker each spinning a pool of every core would take turns on them, each parallel
+    region waiting for a descheduled thread (measured 5x slower on 2 cores). None otherwise."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    return max(1, (os.cpu_count() or 1) // workers) if workers else None
+
+
 def _list(config, option: str, allowed) -> tuple[str, ...]:
     values = tuple(v.strip() for v in config.getoption(option).split(",") if v.strip())
     unknown = [v for v in values if v not in allowed]
@@ -51,9 +61,10 @@ def pytest_generate_tests(metafunc):
         directions = DIRECTIONS if direction == "both" else (direction,)
         checks = _list(config, "--conv3d-checks", CHECKS) or DEFAULT_CHECKS
         dtypes = _list(config, "--conv3d-dtypes", ("float64", "float32", "float16", "bfloat16"))
+        threads = config.getoption("--conv3d-threads") or _core_share()
         jobs = [Job(b, check, config.getoption("--conv3d-profile"), config.getoption("--conv3d-seed"),
                     direction=d, function_direction="backward" if direction == "backward" else "forward",
-                    dtypes=dtypes)
+                    dtypes=dtypes, threads=threads)
                 for d in directions for b in _backends(config) for check in checks
                 if d == "forward" or check in BACKWARD_CHECKS]
         metafunc.parametrize("job", [pytest.param(j, marks=pytest.mark.xdist_group(j.backend)) for j in jobs],

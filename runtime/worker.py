@@ -22,12 +22,25 @@ from runtime.interrupts import ignore_interrupts
 DEFAULT_TIMEOUT_S = 120.0
 DECLINED = "backends.Unsupported"  # Outcome.error_type of a backend that declined the case
 POLL_S = 0.05  # how often a waiting driver looks at the worker's memory
+#: threads of a worker not given a count (unset: the backend's own default, usually every core);
+#: set where several workers share the cores, e.g. by the test suite under pytest-xdist
+THREADS_VARIABLE = "CONV3D_PARITY_THREADS"
 
 
 def default_memory_cap(share: float = 0.75, workers: int = 1) -> int:
     """Bytes each of `workers` concurrent workers may hold resident: `share` of this machine's memory."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return int(total * share / max(workers, 1))
+
+
+def default_threads() -> int | None:
+    """The thread count $CONV3D_PARITY_THREADS gives a worker not given one (None: unset)."""
+    value = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_VARIABLE} must be a positive integer, not {value!r}")
+    return int(value)
 
 
 def available_memory() -> int:
@@ -207,7 +220,7 @@ class LoadError(RuntimeError):
 
 class Worker:
     """A backend living in a spawned process; restarted after it crashes, hangs or outgrows
-    `memory_cap` bytes resident (None: no cap).
+    `memory_cap` bytes resident (None: no cap). `threads`: its CPU threads (None: default_threads()).
 
     Loading the backend (importing its module: naming a module runs its code) may take
     `load_timeout_s`, by default the larger of the case timeout and 300 s (TensorFlow is slow to
@@ -217,7 +230,8 @@ class Worker:
     def __init__(self, name: str, threads: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
                  memory_cap: int | None = None, load_timeout_s: float | None = None,
                  function_direction: str = "forward") -> None:
-        self.name, self.threads, self.timeout_s = name, threads, timeout_s
+        self.name, self.timeout_s = name, timeout_s
+        self.threads = threads if threads is not None else default_threads()
         self.function_direction = function_direction  # what a plain function is taken for
         self.memory_cap = memory_cap
         self.load_timeout_s = max(timeout_s, 300.0) if load_timeout_s is None else load_timeout_s

@@ -76,8 +76,14 @@ def test_region_mutant_is_caught_by_the_covering_check_on_any_seed(mutant):
     assert any(r.status in mutant.expected for r in records), mutant.bug_class
 
 
-def test_unmutated_base_passes_the_covering_check():
-    records = run_check(Job("conformance.mutants.zoo:Mutant", "covering", "ci", 0, database=None)).records
+@pytest.mark.parametrize("backend", [
+    "conformance.mutants.zoo:Mutant",
+    "numpy-im2col",
+    pytest.param("numba-direct", marks=pytest.mark.xdist_group("numba-direct")),  # its plugin checks' process
+])
+def test_covering_check_passes_on_the_base_and_our_backends(backend):
+    """`make test` leaves the covering check of the frameworks to `make conformance`; ours run it here."""
+    records = run_check(Job(backend, "covering", "ci", 0, database=None, direction="forward")).records
     assert records and not [r.repro for r in records if r.status.failing]
 
 

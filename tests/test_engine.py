@@ -7,6 +7,7 @@ from conformance.__main__ import main as conformance_main
 from conformance.engine import Job, run_check
 from conformance.execute import run_case
 from conformance.fixed import worked_cases
+from conformance.profiles import PROFILES
 from conformance.report import main as report_main
 from runtime.records import Status
 from runtime.worker import Worker
@@ -15,11 +16,12 @@ HERE = "tests.backends_for_tests"
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_correct_backend_passes_hundreds_of_cases(seed):
+def test_correct_backend_passes_every_generated_case(seed):
     records = []
     for check in ("exact", "realistic", "extreme"):
         records += run_check(Job("numpy-im2col", check, "quick", seed, database=None)).records
-    assert len(records) >= 140
+    # hypothesis may draw a case twice or discard a few: nearly all of the profile's examples ran
+    assert len(records) >= 0.9 * sum(PROFILES["quick"].examples[c] for c in ("exact", "realistic", "extreme"))
     failing = [r.repro for r in records if r.status.failing]
     assert not failing, failing
     assert sum(r.status == Status.PASS for r in records) > 0.8 * len(records)

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from conformance.__main__ import _jobs, main, parse_args
+from conformance.profiles import PROFILES
 from runtime.tables import read_csv
 
 ray = pytest.importorskip("ray", reason="the Ray executor needs ray (make install brings it)")
@@ -61,7 +62,7 @@ def test_a_killed_node_loses_no_case_and_counts_none_twice(tmp_path, monkeypatch
     local, remote = _cases(tmp_path / "local"), _cases(tmp_path / "ray")
     # the same multiset of cases (hypothesis may draw one case twice, in either run alike): the
     # killed node's check, rerun on the head, is in it once
-    assert remote == local and len(local) == 3 * 30
+    assert remote == local and len(local) == 3 * PROFILES["quick"].examples["invalid"]
     meta = json.loads((tmp_path / "ray" / "results.json").read_text())["meta"]
     assert meta["executor"] == "ray" and meta["checks_finished"] == meta["checks_total"] == 3
 
