@@ -49,10 +49,13 @@ def test_exact_regime_bitwise_whatever_the_tiling(workspace):
 
 
 @FLOAT32
-@pytest.mark.parametrize("kernel,groups,channels", [(3, 1, 32), (3, 32, 32), (3, 8, 32), (1, 1, 64)])
-def test_extra_memory_stays_within_the_workspace(kernel, groups, channels):
+@pytest.mark.parametrize("kernel,groups,channels,filters", [
+    (3, 1, 32, 32), (3, 32, 32, 32), (3, 8, 32, 32), (1, 1, 64, 64),
+    (3, 1, 2, 3), (3, 2, 32, 34),  # filters padded to whole blocks: one tile's padding at a time
+])
+def test_extra_memory_stays_within_the_workspace(kernel, groups, channels, filters):
     budget = 8 * 2**20
-    spec = Conv3DSpec(filters=channels, kernel_size=kernel, groups=groups, padding="same",
+    spec = Conv3DSpec(filters=filters, kernel_size=kernel, groups=groups, padding="same",
                       input_shape=(2, 24, 40, 40, channels))
     x, w, b = make_arrays(spec, "float32", "normal", 0)
     backend = NumbaDirect(workspace_bytes=budget)

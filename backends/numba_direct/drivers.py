@@ -70,15 +70,19 @@ def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Co
                          workspace_bytes: int) -> np.ndarray:
     """Pre-activation output (N, Do, Ho, Wo, F) for a channels-last input, in x's dtype, from the
     weights and bias packed by `pack_weights` and `pack_bias`. The kernels store whole filter
-    blocks, so where F is not a multiple of the block the result is a view of a channel-padded
-    buffer (a blocked layout, as oneDNN's), or a compacted copy for grouped layers."""
+    blocks: where F is not a multiple of the block, each tile is computed into a channel-padded
+    scratch buffer (a blocked layout, as oneDNN's) and its F channels copied out, so the padding
+    never costs more memory than a tile (3 filters in blocks of 16 would otherwise take 5.3x the
+    output's memory)."""
     if p.kernel == "depthwise":
         return _depthwise(x, wp, bp, spec, p)
     if p.kernel == "wvector":
         return _wvector(x, wp, bp, spec, p, workspace_bytes)
     blocks = wp.shape[-6]
     groups = spec.groups if p.kernel == "broadcast" else 1
-    out = aligned_empty((spec.batch, *spec.output_spatial, groups * blocks * p.fb), x.dtype)
+    width = groups * blocks * p.fb
+    compact = width != spec.filters
+    out = aligned_empty((spec.batch, *spec.output_spatial, width if not compact else spec.filters), x.dtype)
     if p.kernel == "broadcast":
         run = broadcast_kernel(p.rw, p.fb)
     else:
@@ -90,6 +94,7 @@ def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Co
     lanes_by_padding = p.kernel == "lane" and spec.in_channels == spec.filters == spec.groups
     lane_values = 0 if p.kernel == "broadcast" else lane_width * wp.shape[-2]
     per_pixel = 0 if unpadded else x.dtype.itemsize * np.prod(spec.strides) * (spec.in_channels + lane_values)
+    per_pixel += x.dtype.itemsize * width if compact else 0
     for tile in tiles(spec, int(per_pixel), min(workspace_bytes // 4, 64 * 2**20)):
         n0, n1, od0, od1, oh0, oh1 = tile
         origin = (n0, od0, oh0, n1 - n0, od1 - od0, oh1 - oh0)
@@ -104,12 +109,15 @@ def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Co
         elif p.kernel == "lane":
             with phase("lanes"):
                 slab = lanes(slab, spec, wp)
+        target = out
+        if compact:
+            target = aligned_empty((*origin[3:], spec.output_spatial[2], width), x.dtype)
+            origin = (0, 0, 0, *origin[3:])
         with phase("kernel"):
-            run(slab, wp, bp, out, origin, source, spec.strides, spec.dilation_rate)
-    if out.shape[-1] == spec.filters:
-        return out
-    if groups == 1:
-        return out[..., :spec.filters]
-    with phase("layout"):
-        padded = out.reshape(*out.shape[:4], groups, blocks * p.fb)
-        return np.ascontiguousarray(padded[..., :spec.filters // groups]).reshape(*out.shape[:4], -1)
+            run(slab, wp, bp, target, origin, source, spec.strides, spec.dilation_rate)
+        if compact:
+            with phase("layout"):
+                padded = target.reshape(*target.shape[:4], groups, blocks * p.fb)
+                out[n0:n1, od0:od1, oh0:oh1] = padded[..., :spec.filters // groups].reshape(
+                    *target.shape[:4], -1)
+    return out
