@@ -2,13 +2,17 @@
 declares thread-count-invariant results must give bitwise-equal outputs at both."""
 
 import dataclasses
+import os
 
 import pytest
 
 from conformance import engine
 from conformance.engine import Job, run_check
+from conformance.execute import run_case
 from conformance.fixed import worked_cases
+from conformance.test_parity import _core_share
 from runtime.records import Status
+from runtime.worker import THREADS_VARIABLE, Worker, default_threads
 
 HERE = "tests.backends_for_tests"
 
@@ -51,3 +55,28 @@ def test_a_bug_at_one_thread_only_fails_and_names_the_thread_count():
     assert len(failed) == 4  # every worked case has a bias
     assert all(r.message.startswith("at 1 thread (--threads 1 with the repro):") for r in failed)
     assert all(dataclasses.asdict(r)["repro"].startswith("python -m conformance") for r in failed)
+
+
+def test_a_worker_not_given_a_count_takes_the_environment_s(monkeypatch):
+    """CONV3D_PARITY_THREADS (set by tests/conftest.py under pytest-xdist): the worker's backend
+    runs that many threads, and the threads check then has no second count to compare."""
+    monkeypatch.setenv(THREADS_VARIABLE, "1")
+    assert default_threads() == 1
+    with Worker(f"{HERE}:wrong_at_one_thread") as worker:
+        assert worker.threads == 1
+        record = run_case(worker, dataclasses.replace(worked_cases()[0], check="threads"))
+        assert record.status == Status.FAIL, "the bias was kept: the worker did not run at 1 thread"
+    records = run_check(Job(f"{HERE}:exact_float32", "threads", profile="quick", database=None)).records
+    assert [r.status for r in records] == [Status.UNSUPPORTED] and "one thread only" in records[0].message
+    monkeypatch.setenv(THREADS_VARIABLE, "two")
+    with pytest.raises(ValueError, match="positive integer"):
+        default_threads()
+
+
+def test_the_plugin_divides_the_cores_among_xdist_workers(monkeypatch):
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    assert _core_share() == max(1, (os.cpu_count() or 1) // 2)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "1000")
+    assert _core_share() == 1
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT")
+    assert _core_share() is None
