@@ -55,3 +55,16 @@ def test_a_case_over_the_available_memory_is_skipped_with_the_reason(monkeypatch
         records = large_records(worker, 0)
     assert [r.status for r in records] == [Status.SKIPPED] * 3
     assert "needs about 15.0 GiB, 1.0 GiB available" in records[0].message
+
+
+def test_a_backend_killed_at_the_memory_cap_is_skipped_not_crashed(monkeypatch):
+    """The estimate let the case run, the backend's own copies took its worker past the cap:
+    this machine lacks the memory for that backend (a case that dies otherwise is CRASHED)."""
+    monkeypatch.setattr(large, "LARGE_CASES", (LargeCase("small", SPECS[0]),))
+    with Worker("tests.backends_for_tests:memory_bomb", timeout_s=60, memory_cap=300 * 2**20) as worker:
+        (record,) = large_records(worker, 0)
+    assert record.status == Status.SKIPPED, record.message
+    assert "needed more memory than the estimated" in record.message and "memory cap" in record.message
+    with Worker("tests.backends_for_tests:aborts", timeout_s=60) as worker:
+        (record,) = large_records(worker, 0)
+    assert record.status == Status.CRASHED, record.message
