@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conformance.engine import CHECKS
 from conformance.profiles import PROFILES
 
@@ -43,5 +45,8 @@ def pytest_addoption(parser) -> None:
 
 def pytest_configure(config) -> None:
     """With --conv3d-backend, collect the checks' test module from wherever the package lies."""
+    threads = config.getoption("--conv3d-threads")
+    if threads is not None and threads < 1:
+        raise pytest.UsageError(f"--conv3d-threads must be at least 1, not {threads}")
     if config.getoption("--conv3d-backend") and str(TESTS) not in config.args:
         config.args.append(str(TESTS))

@@ -3,6 +3,8 @@ declares thread-count-invariant results must give bitwise-equal outputs at both.
 
 import dataclasses
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -80,3 +82,9 @@ def test_the_plugin_divides_the_cores_among_xdist_workers(monkeypatch):
     assert _core_share() == 1
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT")
     assert _core_share() is None
+
+
+def test_the_plugin_refuses_a_thread_count_below_one(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "pytest", "--conv3d-backend", "numpy-im2col",
+                           "--conv3d-threads", "0"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 4 and "--conv3d-threads must be at least 1, not 0" in done.stderr, done
