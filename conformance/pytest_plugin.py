@@ -11,6 +11,7 @@ runs, in any directory where conv3d-parity is installed, one test per backend, d
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,14 @@ from conformance.engine import CHECKS
 from conformance.profiles import PROFILES
 
 TESTS = Path(__file__).with_name("test_parity.py")
+
+
+def core_share() -> int | None:
+    """Under pytest-xdist, this machine's cores divided among its workers (at least 1): a backend
+    process per worker each spinning a pool of every core would take turns on them, each parallel
+    region waiting for a descheduled thread (measured 5x slower on 2 cores). None otherwise."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    return max(1, (os.cpu_count() or 1) // workers) if workers else None
 
 
 def pytest_addoption(parser) -> None:

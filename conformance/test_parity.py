@@ -7,12 +7,11 @@ The checks of one backend share one worker process (loaded once, not once per ch
 pytest-xdist (`-n`), run in the same test process (`--dist loadgroup`).
 """
 
-import os
-
 import pytest
 
 from backends.registry import get_backend, registered_names
 from conformance.engine import BACKWARD_CHECKS, CHECKS, DIRECTIONS, OPT_IN_CHECKS, Job, run_check
+from conformance.pytest_plugin import core_share
 from runtime.records import Status
 from runtime.worker import LoadError, Worker
 
@@ -38,14 +37,6 @@ def _backends(config) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _core_share() -> int | None:
-    """Under pytest-xdist, this machine's cores divided among its workers (at least 1): a backend
-    process per worker each spinning a pool of every core would take turns on them, each parallel
-    region waiting for a descheduled thread (measured 5x slower on 2 cores). None otherwise."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
-    return max(1, (os.cpu_count() or 1) // workers) if workers else None
-
-
 def _list(config, option: str, allowed) -> tuple[str, ...]:
     values = tuple(v.strip() for v in config.getoption(option).split(",") if v.strip())
     unknown = [v for v in values if v not in allowed]
@@ -61,7 +52,7 @@ def pytest_generate_tests(metafunc):
         directions = DIRECTIONS if direction == "both" else (direction,)
         checks = _list(config, "--conv3d-checks", CHECKS) or DEFAULT_CHECKS
         dtypes = _list(config, "--conv3d-dtypes", ("float64", "float32", "float16", "bfloat16"))
-        threads = config.getoption("--conv3d-threads") or _core_share()
+        threads = config.getoption("--conv3d-threads") or core_share()
         jobs = [Job(b, check, config.getoption("--conv3d-profile"), config.getoption("--conv3d-seed"),
                     direction=d, function_direction="backward" if direction == "backward" else "forward",
                     dtypes=dtypes, threads=threads)

@@ -313,11 +313,11 @@ class Worker:
         return Outcome("raised", error_type=reply[1], message=reply[2], seconds=reply[3])
 
     def _wait(self, start: float) -> tuple[str, str]:
-        """Wait for the reply; why the worker must be killed instead and the error_type that
-        says so (empty once a reply is there)."""
+        """Wait for the reply; why the worker must be killed instead, and OVER_MEMORY_CAP when that
+        is why ("" once a reply is there)."""
         while not self._conn.poll(POLL_S):
             if time.perf_counter() - start > self.timeout_s:
-                return f"timed out after {self.timeout_s:g} s", "timeout"
+                return f"timed out after {self.timeout_s:g} s", ""
             rss = resident_bytes(self.pid) if self.memory_cap and self.pid else 0
             if self.memory_cap and rss > self.memory_cap:
                 return (f"exceeded the memory cap: {rss / 2**30:.2f} GiB resident, cap "

@@ -6,11 +6,11 @@ core, 23 s inside `make test`). Tests that need a thread count pass it explicitl
 
 import os
 
+from conformance.pytest_plugin import core_share
 from runtime.worker import THREADS_VARIABLE
 
-_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
-if _WORKERS:
-    _SHARE = max(1, (os.cpu_count() or 1) // _WORKERS)
+_SHARE = core_share()
+if _SHARE:
     os.environ.setdefault(THREADS_VARIABLE, str(_SHARE))
 
     import numba

@@ -12,7 +12,7 @@ from conformance import engine
 from conformance.engine import Job, run_check
 from conformance.execute import run_case
 from conformance.fixed import worked_cases
-from conformance.test_parity import _core_share
+from conformance.pytest_plugin import core_share
 from runtime.records import Status
 from runtime.worker import THREADS_VARIABLE, Worker, default_threads
 
@@ -77,11 +77,11 @@ def test_a_worker_not_given_a_count_takes_the_environment_s(monkeypatch):
 
 def test_the_plugin_divides_the_cores_among_xdist_workers(monkeypatch):
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
-    assert _core_share() == max(1, (os.cpu_count() or 1) // 2)
+    assert core_share() == max(1, (os.cpu_count() or 1) // 2)
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "1000")
-    assert _core_share() == 1
+    assert core_share() == 1
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT")
-    assert _core_share() is None
+    assert core_share() is None
 
 
 def test_the_plugin_refuses_a_thread_count_below_one(tmp_path):

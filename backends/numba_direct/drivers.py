@@ -82,7 +82,7 @@ def conv3d_channels_last(x: np.ndarray, wp: np.ndarray, bp: np.ndarray, spec: Co
     groups = spec.groups if p.kernel == "broadcast" else 1
     width = groups * blocks * p.fb
     compact = width != spec.filters
-    out = aligned_empty((spec.batch, *spec.output_spatial, width if not compact else spec.filters), x.dtype)
+    out = aligned_empty((spec.batch, *spec.output_spatial, spec.filters), x.dtype)
     if p.kernel == "broadcast":
         run = broadcast_kernel(p.rw, p.fb)
     else:
