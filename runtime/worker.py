@@ -21,7 +21,6 @@ from runtime.interrupts import ignore_interrupts
 
 DEFAULT_TIMEOUT_S = 120.0
 DECLINED = "backends.Unsupported"  # Outcome.error_type of a backend that declined the case
-OVER_MEMORY_CAP = "memory cap"  # Outcome.error_type of a worker killed for its resident memory
 POLL_S = 0.05  # how often a waiting driver looks at the worker's memory
 #: threads of a worker not given a count (unset: the backend's own default, usually every core);
 #: set where several workers share the cores, e.g. by the test suite under pytest-xdist
@@ -298,11 +297,10 @@ class Worker:
         start = time.perf_counter()
         try:
             self._conn.send((kind, x, kernel, bias, args, options))
-            problem, cause = self._wait(start)
+            problem = self._wait(start)
             if problem:
                 self._kill()
-                return Outcome("crashed", error_type=cause, message=problem,
-                               seconds=time.perf_counter() - start)
+                return Outcome("crashed", message=problem, seconds=time.perf_counter() - start)
             reply = self._conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError):
             code = self._kill()
@@ -312,17 +310,16 @@ class Worker:
             return Outcome("ok", outputs=reply[1], seconds=reply[2], changed_inputs=tuple(reply[3]))
         return Outcome("raised", error_type=reply[1], message=reply[2], seconds=reply[3])
 
-    def _wait(self, start: float) -> tuple[str, str]:
-        """Wait for the reply; why the worker must be killed instead, and OVER_MEMORY_CAP when that
-        is why ("" once a reply is there)."""
+    def _wait(self, start: float) -> str:
+        """Wait for the reply; why the worker must be killed instead ("" once a reply is there)."""
         while not self._conn.poll(POLL_S):
             if time.perf_counter() - start > self.timeout_s:
-                return f"timed out after {self.timeout_s:g} s", ""
+                return f"timed out after {self.timeout_s:g} s"
             rss = resident_bytes(self.pid) if self.memory_cap and self.pid else 0
             if self.memory_cap and rss > self.memory_cap:
                 return (f"exceeded the memory cap: {rss / 2**30:.2f} GiB resident, cap "
-                        f"{self.memory_cap / 2**30:.2f} GiB (--memory-cap)"), OVER_MEMORY_CAP
-        return "", ""
+                        f"{self.memory_cap / 2**30:.2f} GiB (--memory-cap)")
+        return ""
 
     def _kill(self) -> int | None:
         process, self._process = self._process, None

@@ -57,14 +57,12 @@ def test_a_case_over_the_available_memory_is_skipped_with_the_reason(monkeypatch
     assert "needs about 15.0 GiB, 1.0 GiB available" in records[0].message
 
 
-def test_a_backend_killed_at_the_memory_cap_is_skipped_not_crashed(monkeypatch):
-    """The estimate let the case run, the backend's own copies took its worker past the cap:
-    this machine lacks the memory for that backend (a case that dies otherwise is CRASHED)."""
+def test_a_backend_killed_at_the_memory_cap_or_dying_is_crashed_with_the_reason(monkeypatch):
+    """The estimate let the case run and it could not be judged: CRASHED (the run fails), saying why."""
     monkeypatch.setattr(large, "LARGE_CASES", (LargeCase("small", SPECS[0]),))
     with Worker("tests.backends_for_tests:memory_bomb", timeout_s=60, memory_cap=300 * 2**20) as worker:
         (record,) = large_records(worker, 0)
-    assert record.status == Status.SKIPPED, record.message
-    assert "needed more memory than the estimated" in record.message and "memory cap" in record.message
+    assert record.status == Status.CRASHED and "exceeded the memory cap" in record.message, record.message
     with Worker("tests.backends_for_tests:aborts", timeout_s=60) as worker:
         (record,) = large_records(worker, 0)
     assert record.status == Status.CRASHED, record.message
